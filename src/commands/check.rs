@@ -1,0 +1,264 @@
+//! `vertogw check`: validate a map (certificate and key included) and summarise it.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::config::{Config, ExtensionRule};
+
+/// Validates the map at `path`: every error to `stderr` and exit 1; otherwise warnings
+/// to `stderr`, a summary table to `stdout` and exit 0.
+pub fn run(path: &Path, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    match Config::load(path) {
+        Err(errors) => {
+            let n = errors.errors.len();
+            let plural = if n == 1 { "" } else { "s" };
+            // A failing stderr leaves nowhere to report; the exit code still tells.
+            let _ = writeln!(stderr, "{errors}\n{}: {n} error{plural}", path.display());
+            1
+        }
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                let _ = writeln!(stderr, "warning: {warning}");
+            }
+            match summary(&loaded.config, stdout) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(stderr, "writing the summary: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+fn summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
+    let (nodes, partitions) = (config.nodes.len(), config.partitions.len());
+    let source = config.source.display();
+    writeln!(out, "{source}: OK ({nodes} nodes, {partitions} partitions)")?;
+    write_table(out, settings_rows(config))?;
+    writeln!(out)?;
+    write_table(out, node_rows(config))?;
+    writeln!(out)?;
+    write_table(out, partition_rows(config))
+}
+
+fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+fn settings_rows(config: &Config) -> impl Iterator<Item = Vec<String>> {
+    let gw = &config.gateway;
+    let default_domain = gw.default_domain.as_deref();
+    let rows = [
+        row(["listen", &gw.listen.to_string()]),
+        row([
+            "default domain",
+            default_domain.unwrap_or("none (logins need @domain)"),
+        ]),
+        row([
+            "login timeout",
+            &format!("{} ms", gw.login_timeout.as_millis()),
+        ]),
+        row([
+            "connect timeout",
+            &format!("{} ms", gw.connect_timeout.as_millis()),
+        ]),
+        row(["max message", &format!("{} bytes", gw.max_message_bytes)]),
+    ];
+    rows.into_iter()
+}
+
+fn node_rows(config: &Config) -> impl Iterator<Item = Vec<String>> + '_ {
+    let nodes = config.nodes.iter().map(|n| {
+        let ip = n.rtp_ip.map_or("-".to_owned(), |ip| ip.to_string());
+        let rtp = match n.rtp_ports {
+            None if n.rtp_ip.is_none() => "-".to_owned(),
+            None => ip,
+            Some(p) => format!("{ip} {p} ({} ports)", p.len()),
+        };
+        vec![n.name.clone(), n.verto_url.to_string(), rtp]
+    });
+    std::iter::once(row(["NODE", "VERTO URL", "RTP"])).chain(nodes)
+}
+
+fn partition_rows(config: &Config) -> impl Iterator<Item = Vec<String>> + '_ {
+    let partitions = config.partitions.iter().map(|p| {
+        let domains: Vec<String> = p.domains.iter().map(ToString::to_string).collect();
+        let nodes = p.nodes.join(", ");
+        let extensions = extensions(p.extensions.as_deref());
+        vec![p.name.clone(), nodes, domains.join(", "), extensions]
+    });
+    let header = row(["PARTITION", "NODES (active first)", "DOMAINS", "EXTENSIONS"]);
+    std::iter::once(header).chain(partitions)
+}
+
+fn extensions(rules: Option<&[ExtensionRule]>) -> String {
+    match rules {
+        None => "(every user)".to_owned(),
+        Some(rules) => rules
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Writes rows as left-aligned columns two spaces apart, without trailing spaces.
+fn write_table(out: &mut dyn Write, rows: impl Iterator<Item = Vec<String>>) -> io::Result<()> {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let mut widths: Vec<usize> = Vec::new();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(max) => *max = (*max).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                let width = widths.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:<width$}  "));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A directory holding a map `m.toml` (with `body` after a valid gateway) and a
+    /// self-signed certificate it points at.
+    fn map_dir(name: &str, gateway_extra: &str, body: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vertogw-check-{}-{name}", std::process::id()));
+        let write = |file: &str, text: &str| {
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(file), text))
+        };
+        let ss = crate::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
+        let map = format!(
+            "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\n{gateway_extra}{body}"
+        );
+        for (file, text) in [
+            ("gw.crt", ss.cert_pem.as_str()),
+            ("gw.key", &ss.key_pem),
+            ("m.toml", &map),
+        ] {
+            write(file, text).unwrap_or_else(|e| panic!("{e}"));
+        }
+        dir
+    }
+
+    fn check(dir: &Path) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(&dir.join("m.toml"), &mut out, &mut err);
+        let _ = std::fs::remove_dir_all(dir);
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+
+    const BODY: &str = r#"
+[[node]]
+name = "fs1"
+verto_url = "ws://192.0.2.11:8081"
+rtp_ip = "192.0.2.11"
+rtp_ports = "10000-10399"
+[[node]]
+name = "fs2"
+verto_url = "wss://fs2.example.net"
+[[partition]]
+name = "acme"
+nodes = ["fs1", "fs2"]
+domains = ["acme.example.com", "*.acme.test"]
+extensions = ["1000-1999", "alice"]
+[[partition]]
+name = "rest"
+nodes = ["fs2"]
+domains = ["*"]
+"#;
+
+    #[test]
+    fn valid_map_prints_a_summary_table_and_exits_zero() {
+        let (code, out, err) = check(&map_dir("ok", "", BODY));
+        assert_eq!((code, err.as_str()), (0, ""), "{out}");
+        assert!(out.contains("m.toml: OK (2 nodes, 2 partitions)"), "{out}");
+        assert!(out.contains("listen           127.0.0.1:8443\n"), "{out}");
+        assert!(
+            out.contains("fs1   ws://192.0.2.11:8081   192.0.2.11 10000-10399 (400 ports)\n"),
+            "{out}"
+        );
+        assert!(out.contains("fs2   wss://fs2.example.net  -\n"), "{out}");
+        assert!(
+            out.contains("acme       fs1, fs2              acme.example.com, *.acme.test  1000-1999, alice\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "rest       fs2                   *                              (every user)\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn warnings_go_to_stderr_and_still_exit_zero() {
+        let (code, out, err) = check(&map_dir("warn", "max_message_bytes = 2000000\n", BODY));
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.starts_with("warning: ")
+                && err.contains("m.toml:5: [gateway]: max_message_bytes = 2000000"),
+            "{err}"
+        );
+        assert!(out.contains("max message      2000000 bytes"), "{out}");
+    }
+
+    #[test]
+    fn every_error_goes_to_stderr_with_a_count_and_exit_one() {
+        let body = BODY
+            .replace("\"fs2\"]\ndomains = [\"*\"]", "\"fs9\"]\ndomains = [\"*\"]")
+            .replace("10000-10399", "10399-10000");
+        let dir = map_dir("errors", "", &body).join("gw.key");
+        std::fs::write(&dir, "not a key").unwrap_or_else(|e| panic!("{e}"));
+        let (code, out, err) = check(dir.parent().unwrap_or(Path::new(".")));
+        assert_eq!((code, out.as_str()), (1, ""));
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 4, "{err}");
+        assert!(
+            lines[0].contains(":3: [gateway]: tls_cert/tls_key:"),
+            "{err}"
+        );
+        assert!(
+            lines[1].contains(":10: node \"fs1\": rtp_ports \"10399-10000\": it is reversed"),
+            "{err}"
+        );
+        assert!(
+            lines[2].contains(":21: partition \"rest\": node \"fs9\" is not defined"),
+            "{err}"
+        );
+        assert!(lines[3].ends_with("m.toml: 3 errors"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_map_is_an_error() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(Path::new("/nonexistent/m.toml"), &mut out, &mut err);
+        let err = String::from_utf8_lossy(&err);
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("/nonexistent/m.toml: cannot read the map:"),
+            "{err}"
+        );
+    }
+}

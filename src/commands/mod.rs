@@ -1,0 +1,8 @@
+//! The CLI commands; `main.rs` only parses arguments and dispatches here.
+
+pub mod check;
+pub mod demo;
+pub mod route;
+pub mod serve;
+pub mod signals;
+pub mod sim_node;

@@ -1,0 +1,31 @@
+//! `vertogw serve`: load the map and certificates, bind, run until a signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::proxy::{self, Gateway};
+use crate::tls;
+
+/// Runs the gateway for the map at `path` until SIGTERM/SIGINT.
+pub async fn run(path: PathBuf) -> anyhow::Result<()> {
+    let loaded = Config::load(&path).map_err(|errs| anyhow::anyhow!("{errs}"))?;
+    for warning in &loaded.warnings {
+        warn!("{warning}");
+    }
+    let config = Arc::new(loaded.config);
+    let gw = &config.gateway;
+    let server_tls = tls::load_server_config(&gw.tls_cert, &gw.tls_key)?;
+    let upstream_tls = tls::client_config(gw.upstream_ca.as_deref())?;
+    let listener = TcpListener::bind(gw.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", gw.listen))?;
+    let shutdown = super::signals::shutdown_token();
+    let gateway = Gateway::new(Arc::clone(&config), server_tls, upstream_tls);
+    proxy::serve(listener, gateway, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `vertogw sim-node`: run a simulated mod_verto node for manual and load testing.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::sim::{SimConfig, SimNode};
+
+/// Serves a simulated node on `listen` with the users of `users` (TOML, see
+/// `tests/fixtures/sim-users.toml`) until `shutdown` is cancelled, then closes every
+/// socket with 1000.
+pub async fn run(
+    listen: SocketAddr,
+    name: String,
+    users: &Path,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = SimConfig::from_users_file(name, users)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let node = SimNode::spawn(listener, config).await;
+    tracing::info!(
+        node = node.name(),
+        url = %node.url(),
+        users_file = %users.display(),
+        "simulated mod_verto node ready"
+    );
+    shutdown.cancelled().await;
+    node.shutdown().await;
+    tracing::info!("simulated mod_verto node stopped");
+    Ok(())
+}

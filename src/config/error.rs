@@ -1,0 +1,345 @@
+//! Located map errors (file, line, table) and the collector validation reports into.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::tls::TlsError;
+
+/// What is wrong with a map, phrased so the operator knows what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    #[error("cannot read the map: {0}")]
+    Read(#[source] std::io::Error),
+    /// The text is not valid TOML.
+    #[error("TOML syntax error: {0}")]
+    Syntax(String),
+    /// The TOML does not fit the schema (unknown key, wrong type, missing key).
+    #[error("{0}")]
+    Schema(String),
+    /// A top-level key other than `gateway`, `node` or `partition`.
+    #[error("unknown top-level key `{0}` (expected [gateway], [[node]] or [[partition]])")]
+    UnknownTable(String),
+    /// `gateway` is not a single table, or `node`/`partition` not an array of tables.
+    #[error("`{key}` has the wrong shape: write {expected}")]
+    Shape {
+        /// The top-level key.
+        key: String,
+        /// How it should be written.
+        expected: String,
+    },
+    /// No `[gateway]` table.
+    #[error("missing [gateway] table (it needs listen, tls_cert and tls_key)")]
+    NoGateway,
+    /// `listen` is not a socket address.
+    #[error("listen = {0:?} is not an IP:port address (e.g. \"0.0.0.0:8443\")")]
+    BadListen(String),
+    /// A path key is an empty string.
+    #[error("{0} is empty: give the path of a PEM file")]
+    EmptyPath(&'static str),
+    /// A timeout of zero milliseconds.
+    #[error("{0} = 0: use a positive number of milliseconds")]
+    ZeroTimeout(&'static str),
+    /// `max_message_bytes` is zero or does not fit this platform.
+    #[error("max_message_bytes = {0}: use a size from 1 to 999999 (mod_verto's limit)")]
+    BadMessageSize(u64),
+    /// `default_domain` is not a plain domain name.
+    #[error("default_domain = {value:?}: {reason}")]
+    BadDefaultDomain {
+        /// As written.
+        value: String,
+        /// Why it is refused.
+        reason: PatternError,
+    },
+    /// A node name outside `[A-Za-z0-9_-]+`.
+    #[error("name {0:?} is invalid: use letters, digits, '_' or '-'")]
+    BadNodeName(String),
+    /// Two nodes share a name.
+    #[error("defined twice (first on line {first}): rename one of them")]
+    DuplicateNode {
+        /// The name.
+        name: String,
+        /// Line of the first definition.
+        first: usize,
+    },
+    /// `verto_url` is unusable.
+    #[error("verto_url {url:?}: {reason}")]
+    BadUrl {
+        /// As written.
+        url: String,
+        /// Why it is refused.
+        reason: UrlError,
+    },
+    /// `rtp_ip` is not an IP address.
+    #[error("rtp_ip {0:?} is not an IP address")]
+    BadRtpIp(String),
+    /// A malformed or reversed `N-M` range.
+    #[error("{key} {value:?}: {reason}")]
+    BadRange {
+        /// `rtp_ports` or `extensions`.
+        key: &'static str,
+        /// As written.
+        value: String,
+        /// Why it is refused.
+        reason: RangeError,
+    },
+    /// Two nodes' `rtp_ports` overlap.
+    #[error(
+        "rtp_ports {mine} overlaps {theirs} of node {other:?} (line {line}): all nodes share \
+         the load balancer's public address, so their RTP ranges must be disjoint"
+    )]
+    RtpOverlap {
+        /// This node's range.
+        mine: String,
+        /// The other node's range.
+        theirs: String,
+        /// The other node.
+        other: String,
+        /// The other node's line.
+        line: usize,
+    },
+    /// A partition name that is empty or holds whitespace.
+    #[error("name {0:?} is invalid: use a non-empty name without spaces")]
+    BadPartitionName(String),
+    /// Two partitions share a name.
+    #[error("defined twice (first on line {first}): rename or merge one of them")]
+    DuplicatePartition {
+        /// The name.
+        name: String,
+        /// Line of the first definition.
+        first: usize,
+    },
+    /// `nodes = []`.
+    #[error("nodes is empty: list at least one [[node]] name (the first is the active one)")]
+    NoNodes,
+    /// `nodes` names a node that has no `[[node]]`.
+    #[error("node {0:?} is not defined (define a [[node]] named {0:?} or remove it from nodes)")]
+    UnknownNode(String),
+    /// `nodes` lists a node twice.
+    #[error("node {0:?} is listed twice in nodes: remove one")]
+    RepeatedNode(String),
+    /// `domains = []`.
+    #[error("domains is empty: list at least one domain, \"*.suffix\" or \"*\"")]
+    NoDomains,
+    /// A bad `domains` entry.
+    #[error("domain {value:?}: {reason}")]
+    BadDomain {
+        /// As written.
+        value: String,
+        /// Why it is refused.
+        reason: PatternError,
+    },
+    /// A `domains` entry listed twice in one partition.
+    #[error("domain {0:?} is listed twice: remove one")]
+    RepeatedDomain(String),
+    /// `extensions = []`.
+    #[error("extensions is empty: list users, or omit the key to serve every user")]
+    NoExtensions,
+    /// A bad `extensions` user name.
+    #[error("extension {value:?}: {reason}")]
+    BadExtension {
+        /// As written.
+        value: String,
+        /// Why it is refused.
+        reason: PatternError,
+    },
+    /// Two partitions could both be the most specific match for some user.
+    #[error("ties with partition {other:?} (line {line}) for domain {pattern:?}: {why}")]
+    Tie {
+        /// The earlier partition.
+        other: String,
+        /// Its line.
+        line: usize,
+        /// The shared domain pattern.
+        pattern: String,
+        /// Which users both serve, and what to change.
+        why: String,
+    },
+    /// The browser-facing certificate or key cannot be used.
+    #[error("tls_cert/tls_key: {0}")]
+    Tls(#[source] TlsError),
+    /// The extra upstream roots cannot be used.
+    #[error("upstream_ca: {0}")]
+    UpstreamCa(#[source] TlsError),
+}
+
+/// Why a `verto_url` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not `ws://` or `wss://`.
+    #[error("use ws:// or wss:// (mod_verto speaks WebSocket)")]
+    Scheme,
+    /// Nothing between `//` and the port/path.
+    #[error("it has no host")]
+    NoHost,
+    /// A host with characters no host name or IP literal has.
+    #[error("host {0:?} is not a host name or IP address (IPv6 needs [brackets])")]
+    BadHost(String),
+    /// The port is not 1-65535.
+    #[error("port {0:?} is not a number from 1 to 65535")]
+    BadPort(String),
+    /// `user@host` credentials.
+    #[error("credentials in the URL are not supported")]
+    UserInfo,
+    /// `#fragment`.
+    #[error("a #fragment means nothing to a WebSocket server: remove it")]
+    Fragment,
+    /// Spaces or control characters.
+    #[error("it contains whitespace or control characters")]
+    Whitespace,
+}
+
+/// Why an `N-M` range is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// Not `N-M` with digits on both sides.
+    #[error("expected FIRST-LAST, e.g. \"10000-10399\"")]
+    Format,
+    /// A bound too large for its kind.
+    #[error("{0} is too large")]
+    TooLarge(String),
+    /// Port 0.
+    #[error("ports must lie within 1-65535")]
+    PortZero,
+    /// `start > end`.
+    #[error("it is reversed (write the smaller number first)")]
+    Reversed,
+}
+
+/// Why a domain pattern, default domain or extension name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// Empty string (or `*.` with nothing after it).
+    #[error("it is empty")]
+    Empty,
+    /// A `*` anywhere but as a whole `*` or a leading `*.`.
+    #[error("a wildcard must be \"*\" or lead as \"*.suffix\"")]
+    Wildcard,
+    /// Characters a domain cannot hold, or an empty label.
+    #[error("not a domain name (letters, digits, '-', '_' and '.' between non-empty labels)")]
+    BadDomain,
+    /// `@`, whitespace or control characters in a user name.
+    #[error("a user name cannot hold '@', whitespace or control characters")]
+    BadUser,
+    /// `1000-`, `-5`, `1-2-3`: almost a range.
+    #[error("looks like an incomplete range: write FIRST-LAST, e.g. \"1000-1999\"")]
+    HalfRange,
+}
+
+/// One problem in a map, located as precisely as the file allows.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The map file.
+    pub file: PathBuf,
+    /// 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    /// The table the problem is in, e.g. `partition "acme"`, when known.
+    pub subject: Option<String>,
+    /// What is wrong and how to fix it.
+    pub kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(subject) = &self.subject {
+            write!(f, "{subject}: ")?;
+        }
+        write!(f, "{}", self.kind)
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The kind's text is already part of our Display; expose what lies beneath it.
+        std::error::Error::source(&self.kind)
+    }
+}
+
+/// Every problem found in a map; `Display` prints one per line.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    /// The problems, in file order within each validation pass.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    /// A list holding a single error about `file` as a whole.
+    pub fn single(file: &Path, kind: ConfigErrorKind) -> ConfigErrors {
+        ConfigErrors {
+            errors: vec![ConfigError {
+                file: file.to_owned(),
+                line: None,
+                subject: None,
+                kind,
+            }],
+        }
+    }
+}
+
+/// Collects errors and warnings while a map is validated, turning byte spans into lines.
+pub(super) struct Report<'a> {
+    file: &'a Path,
+    text: &'a str,
+    pub(super) errors: Vec<ConfigError>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl<'a> Report<'a> {
+    pub(super) fn new(file: &'a Path, text: &'a str) -> Report<'a> {
+        Report {
+            file,
+            text,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// 1-based line of a byte offset; offsets past the end count as the last line.
+    pub(super) fn line(&self, span: &Range<usize>) -> usize {
+        let bytes = self.text.as_bytes();
+        let end = span.start.min(bytes.len());
+        bytes[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    pub(super) fn error(
+        &mut self,
+        span: Option<&Range<usize>>,
+        subject: Option<&str>,
+        kind: ConfigErrorKind,
+    ) {
+        let line = span.map(|s| self.line(s));
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line,
+            subject: subject.map(str::to_owned),
+            kind,
+        });
+    }
+
+    pub(super) fn warn(&mut self, span: &Range<usize>, subject: &str, message: &str) {
+        let line = self.line(span);
+        let file = self.file.display();
+        self.warnings
+            .push(format!("{file}:{line}: {subject}: {message}"));
+    }
+}

@@ -1,0 +1,134 @@
+//! The partition map file: raw TOML schema, validation into domain types, errors.
+//!
+//! Validation runs in passes (schema per table, gateway, nodes, partitions, ties) and
+//! reports every problem it finds, each located by file, line and table.
+
+mod error;
+mod partition;
+mod raw;
+mod types;
+mod url;
+mod validate;
+mod values;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
+pub use types::*;
+pub use validate::{DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, VERTO_MAX_MESSAGE_BYTES};
+
+pub(crate) use values::user_number;
+
+use error::Report;
+use validate::GatewayLines;
+
+/// A validated map and the warnings it raised (settings that work but look wrong).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The map.
+    pub config: Config,
+    /// Each warning, located like an error (`file:line: table: message`).
+    pub warnings: Vec<String>,
+}
+
+/// A map half-way through validation: what was built and what was found wrong.
+struct Draft {
+    config: Option<Config>,
+    lines: Option<GatewayLines>,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Draft {
+    fn new(text: &str, path: &Path) -> Draft {
+        let mut report = Report::new(path, text);
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut config = None;
+        let mut lines = None;
+        if let Some(raw) = raw::read(text, &mut report) {
+            let gateway = raw
+                .gateway
+                .and_then(|g| validate::gateway(g, dir, &mut report));
+            let nodes = validate::nodes(raw.nodes, &mut report);
+            let partitions = partition::partitions(raw.partitions, &nodes.names, &mut report);
+            if let Some((gateway, gateway_lines)) = gateway {
+                lines = Some(gateway_lines);
+                config = Some(Config {
+                    source: path.to_owned(),
+                    gateway,
+                    nodes: nodes.nodes,
+                    partitions,
+                });
+            }
+        }
+        Draft {
+            config,
+            lines,
+            errors: report.errors,
+            warnings: report.warnings,
+        }
+    }
+
+    fn finish(mut self) -> Result<Loaded, ConfigErrors> {
+        // Passes report in their own order; the operator reads the file top to bottom.
+        self.errors.sort_by_key(|e| e.line);
+        match self.config {
+            Some(config) if self.errors.is_empty() => Ok(Loaded {
+                config,
+                warnings: self.warnings,
+            }),
+            _ => Err(ConfigErrors {
+                errors: self.errors,
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates map text read from `path`; `path` only names the file in
+    /// messages and anchors relative paths (no file I/O happens here).
+    pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
+        Draft::new(text, path).finish()
+    }
+
+    /// Reads and [`parse`](Self::parse)s the map at `path`, then checks that its
+    /// certificate, key and `upstream_ca` load, adding failures to the same list.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+        let text = Config::read(path)?;
+        let mut draft = Draft::new(&text, path);
+        if let (Some(config), Some(lines)) = (&draft.config, draft.lines) {
+            let gateway = &config.gateway;
+            let mut fail = |line: usize, kind: ConfigErrorKind| {
+                draft.errors.push(ConfigError {
+                    file: path.to_owned(),
+                    line: Some(line),
+                    subject: Some("[gateway]".to_owned()),
+                    kind,
+                });
+            };
+            if let Err(e) = crate::tls::load_server_config(&gateway.tls_cert, &gateway.tls_key) {
+                fail(lines.tls_cert, ConfigErrorKind::Tls(e));
+            }
+            if let (Some(ca), Some(line)) = (&gateway.upstream_ca, lines.upstream_ca) {
+                if let Err(e) = crate::tls::client_config(Some(ca)) {
+                    fail(line, ConfigErrorKind::UpstreamCa(e));
+                }
+            }
+        }
+        draft.finish()
+    }
+
+    /// Reads a map file's text, reporting a failure as a one-entry error list.
+    pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+        std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors::single(path, ConfigErrorKind::Read(e)))
+    }
+
+    /// The node called `name`, if the map defines one.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,403 @@
+//! Tests of map parsing and validation: one per rule, asserting the operator's message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+const GATEWAY: &str = r#"[gateway]
+listen = "0.0.0.0:8443"
+tls_cert = "../certs/gw.crt"
+tls_key = "/etc/vertogw/gw.key"
+"#;
+
+pub(super) const NODES: &str = r#"
+[[node]]
+name = "fs1"
+verto_url = "ws://192.0.2.11:8081"
+rtp_ip = "192.0.2.11"
+rtp_ports = "10000-10399"
+
+[[node]]
+name = "fs2"
+verto_url = "wss://fs2.example.net/verto"
+rtp_ports = "10400-10799"
+"#;
+
+pub(super) const PARTITION: &str = r#"
+[[partition]]
+name = "acme"
+nodes = ["fs1", "fs2"]
+domains = ["Acme.Example.com", "*.acme.test"]
+extensions = ["1000-1999", "alice"]
+"#;
+
+fn parse(text: &str) -> Result<Loaded, ConfigErrors> {
+    Config::parse(text, Path::new("maps/t.toml"))
+}
+
+pub(super) fn map(gateway_extra: &str, rest: &str) -> String {
+    format!("{GATEWAY}{gateway_extra}{NODES}{rest}")
+}
+
+/// Every error line, asserting the map is refused.
+pub(super) fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("map accepted:\n{text}"),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The only error, asserting there is exactly one.
+pub(super) fn error(text: &str) -> String {
+    let all = errors(text);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    all.into_iter().next().unwrap_or_default()
+}
+
+pub(super) fn loaded(text: &str) -> Loaded {
+    parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub(super) fn partition(name: &str, domains: &str, extensions: Option<&str>) -> String {
+    let ext = extensions
+        .map(|e| format!("extensions = {e}\n"))
+        .unwrap_or_default();
+    format!("\n[[partition]]\nname = \"{name}\"\nnodes = [\"fs1\"]\ndomains = {domains}\n{ext}")
+}
+
+#[test]
+fn good_map_becomes_domain_types_with_defaults() {
+    let Loaded { config, warnings } = loaded(&map("", PARTITION));
+    assert!(warnings.is_empty());
+    let gw = &config.gateway;
+    assert_eq!(gw.listen.to_string(), "0.0.0.0:8443");
+    assert_eq!(gw.login_timeout, Duration::from_millis(10_000));
+    assert_eq!(gw.connect_timeout, Duration::from_millis(3_000));
+    assert_eq!(gw.max_message_bytes, 999_999);
+    assert_eq!(
+        (gw.default_domain.clone(), gw.upstream_ca.clone()),
+        (None, None)
+    );
+    let fs2 = config.node("fs2").unwrap_or_else(|| panic!("fs2 missing"));
+    assert_eq!(
+        (
+            fs2.verto_url.secure,
+            fs2.verto_url.port,
+            fs2.verto_url.path.as_str()
+        ),
+        (true, 443, "/verto")
+    );
+    assert_eq!(
+        fs2.rtp_ports,
+        Some(PortRange {
+            start: 10400,
+            end: 10799
+        })
+    );
+    assert!(config.node("fs9").is_none());
+    let acme = &config.partitions[0];
+    assert_eq!(acme.nodes, ["fs1", "fs2"]);
+    assert_eq!(
+        acme.domains,
+        [
+            DomainPattern::Exact("acme.example.com".into()),
+            DomainPattern::Suffix("acme.test".into())
+        ]
+    );
+    assert_eq!(
+        acme.extensions,
+        Some(vec![
+            ExtensionRule::Range {
+                start: 1000,
+                end: 1999
+            },
+            ExtensionRule::Exact("alice".into())
+        ])
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_the_map_directory() {
+    let extra = "upstream_ca = \"ca.pem\"\n";
+    let gw = loaded(&map(extra, PARTITION)).config.gateway;
+    assert_eq!(gw.tls_cert, PathBuf::from("maps/../certs/gw.crt"));
+    assert_eq!(gw.tls_key, PathBuf::from("/etc/vertogw/gw.key"));
+    assert_eq!(gw.upstream_ca, Some(PathBuf::from("maps/ca.pem")));
+}
+
+#[test]
+fn optional_gateway_keys_are_read() {
+    let extra = "default_domain = \"Example.COM\"\nlogin_timeout_ms = 5000\nconnect_timeout_ms = 250\nmax_message_bytes = 65536\n";
+    let gw = loaded(&map(extra, PARTITION)).config.gateway;
+    assert_eq!(gw.default_domain.as_deref(), Some("example.com"));
+    assert_eq!(
+        (gw.login_timeout, gw.connect_timeout),
+        (Duration::from_secs(5), Duration::from_millis(250))
+    );
+    assert_eq!(gw.max_message_bytes, 65536);
+}
+
+#[test]
+fn max_message_bytes_above_verto_limit_is_accepted_with_a_warning() {
+    let loaded = loaded(&map("max_message_bytes = 1000000\n", PARTITION));
+    assert_eq!(loaded.config.gateway.max_message_bytes, 1_000_000);
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0]
+            .starts_with("maps/t.toml:5: [gateway]: max_message_bytes = 1000000 exceeds"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn zero_sizes_and_timeouts_are_errors() {
+    let e = errors(&map(
+        "max_message_bytes = 0\nlogin_timeout_ms = 0\nconnect_timeout_ms = 0\n",
+        PARTITION,
+    ));
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].starts_with("maps/t.toml:5: [gateway]: max_message_bytes = 0"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].contains(":6: [gateway]: login_timeout_ms = 0"),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].contains(":7: [gateway]: connect_timeout_ms = 0"),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_line() {
+    let e = error(&map("login_timout_ms = 5\n", PARTITION));
+    assert!(
+        e.starts_with("maps/t.toml:5: [gateway]: unknown field `login_timout_ms`"),
+        "{e}"
+    );
+    let e = error(&map("", &PARTITION.replace("extensions", "extension")));
+    assert!(
+        e.contains(":21: partition \"acme\": unknown field `extension`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_top_level_table_and_wrong_table_shapes_are_rejected() {
+    let e = error(&map("", &format!("{PARTITION}\n[partitions]\nx = 1\n")));
+    assert!(e.contains(":23: unknown top-level key `partitions`"), "{e}");
+    let text = format!("{GATEWAY}[node]\nname = \"fs1\"\nverto_url = \"ws://h\"\n");
+    let e = error(&text);
+    assert!(
+        e.contains(
+            "`node` has the wrong shape: write one [[node]] table (double brackets) per node"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_file_and_line() {
+    let e = error(&map("", "\n[[partition]\nname = \"x\"\n"));
+    assert!(e.starts_with("maps/t.toml:17: TOML syntax error:"), "{e}");
+}
+
+#[test]
+fn missing_gateway_and_missing_required_keys_are_errors() {
+    let e = error(&format!("{NODES}{PARTITION}"));
+    assert_eq!(
+        e,
+        "maps/t.toml: missing [gateway] table (it needs listen, tls_cert and tls_key)"
+    );
+    let e = error(&map(
+        "",
+        &PARTITION.replace("nodes = [\"fs1\", \"fs2\"]\n", ""),
+    ));
+    assert!(
+        e.contains(":17: partition \"acme\": missing field `nodes`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_gateway_values_are_errors() {
+    let text = map("default_domain = \"*.example.com\"\n", PARTITION)
+        .replace("0.0.0.0:8443", "0.0.0.0")
+        .replace("\"../certs/gw.crt\"", "\"\"");
+    let e = errors(&text);
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].ends_with("listen = \"0.0.0.0\" is not an IP:port address (e.g. \"0.0.0.0:8443\")")
+    );
+    assert!(
+        e[1].ends_with("tls_cert is empty: give the path of a PEM file"),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].contains("default_domain = \"*.example.com\": a wildcard"),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn bad_node_names_and_duplicate_nodes_are_errors() {
+    let text = map("", &format!("\n[[node]]\nname = \"fs 3\"\nverto_url = \"ws://h\"\n\n[[node]]\nname = \"fs1\"\nverto_url = \"ws://h\"\n{PARTITION}"));
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].ends_with("node \"fs 3\": name \"fs 3\" is invalid: use letters, digits, '_' or '-'"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].ends_with("node \"fs1\": defined twice (first on line 7): rename one of them"),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn bad_urls_ips_and_rtp_ranges_are_errors() {
+    let text = map("", PARTITION)
+        .replace("ws://192.0.2.11:8081", "http://192.0.2.11")
+        .replace("rtp_ip = \"192.0.2.11\"", "rtp_ip = \"192.0.2\"")
+        .replace("10400-10799", "10799-10400");
+    let e = errors(&text);
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert_eq!(e[0], "maps/t.toml:8: node \"fs1\": verto_url \"http://192.0.2.11\": use ws:// or wss:// (mod_verto speaks WebSocket)");
+    assert!(
+        e[1].ends_with("node \"fs1\": rtp_ip \"192.0.2\" is not an IP address"),
+        "{e:#?}"
+    );
+    assert!(e[2].ends_with("node \"fs2\": rtp_ports \"10799-10400\": it is reversed (write the smaller number first)"), "{e:#?}");
+    let e = error(&map("", PARTITION).replace("10000-10399", "0-10"));
+    assert!(
+        e.ends_with("rtp_ports \"0-10\": ports must lie within 1-65535"),
+        "{e}"
+    );
+    let e = error(&map("", PARTITION).replace("10000-10399", "10000-70000"));
+    assert!(
+        e.ends_with("rtp_ports \"10000-70000\": 70000 is too large"),
+        "{e}"
+    );
+}
+
+#[test]
+fn overlapping_rtp_ports_are_errors_whatever_the_rtp_ip() {
+    let e = error(&map("", PARTITION).replace("10400-10799", "10399-10799"));
+    assert_eq!(
+        e,
+        "maps/t.toml:15: node \"fs2\": rtp_ports 10399-10799 overlaps 10000-10399 of node \"fs1\" (line 10): \
+         all nodes share the load balancer's public address, so their RTP ranges must be disjoint"
+    );
+}
+
+#[test]
+fn all_errors_are_reported_together_in_file_order() {
+    let text = map(
+        "listen_port = 1\n",
+        &PARTITION.replace("\"fs2\"]", "\"fs9\"]"),
+    )
+    .replace("ws://192.0.2.11:8081", "ws://");
+    let e = errors(&text);
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].contains(":5: [gateway]: unknown field `listen_port`"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].contains(":9: node \"fs1\": verto_url \"ws://\": it has no host"),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].contains(":20: partition \"acme\": node \"fs9\" is not defined"),
+        "{e:#?}"
+    );
+    let all = parse(&text)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(all.lines().count(), 3);
+}
+
+#[test]
+fn a_node_with_a_bad_url_is_still_known_to_partitions() {
+    let e = error(&map("", PARTITION).replace("ws://192.0.2.11:8081", "ws://h:99999"));
+    assert!(
+        e.contains("port \"99999\" is not a number from 1 to 65535"),
+        "{e}"
+    );
+}
+
+/// A fresh directory for files `load` reads.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vertogw-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+#[test]
+fn load_checks_certificate_and_key_relative_to_the_map() {
+    let dir = temp_dir("load");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+    let ss = crate::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(certs.join("gw.crt"), &ss.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(certs.join("gw.key"), &ss.key_pem).unwrap_or_else(|e| panic!("{e}"));
+    let good = map("", PARTITION)
+        .replace("../certs/gw.crt", "certs/gw.crt")
+        .replace("/etc/vertogw/gw.key", "certs/gw.key");
+    let path = dir.join("good.toml");
+    std::fs::write(&path, &good).unwrap_or_else(|e| panic!("{e}"));
+    Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+
+    let bad = good
+        .replace("certs/gw.key", "certs/missing.key")
+        .replace("\"fs2\"]", "\"fs9\"]");
+    std::fs::write(&path, bad).unwrap_or_else(|e| panic!("{e}"));
+    let e = Config::load(&path)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("node \"fs9\" is not defined"), "{e}");
+    assert!(
+        e.contains(":3: [gateway]: tls_cert/tls_key: cannot read"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn load_of_a_missing_file_is_one_error() {
+    let e = Config::load(Path::new("/nonexistent/vertogw.toml"))
+        .err()
+        .map(|e| e.to_string());
+    assert!(e
+        .unwrap_or_default()
+        .starts_with("/nonexistent/vertogw.toml: cannot read the map:"));
+}
+
+#[test]
+fn shipped_example_maps_are_valid() {
+    for (name, text) in [
+        (
+            "config/vertogw.toml",
+            include_str!("../../config/vertogw.toml"),
+        ),
+        ("config/demo.toml", include_str!("../../config/demo.toml")),
+    ] {
+        let loaded = Config::parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn no_prefix_of_the_example_map_panics_the_parser() {
+    let text = include_str!("../../config/vertogw.toml");
+    let cuts = text.char_indices().map(|(i, _)| i).step_by(7);
+    for cut in cuts {
+        let _ = Config::parse(&text[..cut], Path::new("cut.toml"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Validated domain types of the partition map; built only by [`super::Config::parse`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated partition map.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this map was read from (relative paths inside it are resolved against
+    /// its directory).
+    pub source: PathBuf,
+    /// The `[gateway]` table.
+    pub gateway: Gateway,
+    /// The `[[node]]` tables, in file order.
+    pub nodes: Vec<Node>,
+    /// The `[[partition]]` tables, in file order.
+    pub partitions: Vec<Partition>,
+}
+
+/// The `[gateway]` table.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// TLS listener for browsers.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, resolved against the map's directory.
+    pub tls_cert: PathBuf,
+    /// PEM private key, resolved against the map's directory.
+    pub tls_key: PathBuf,
+    /// Domain for logins without `@domain` (lower-cased).
+    pub default_domain: Option<String>,
+    /// Time from TCP accept to a login accepted by a node.
+    pub login_timeout: Duration,
+    /// Largest browser→node message, in bytes.
+    pub max_message_bytes: usize,
+    /// How long one attempt to reach a node (TCP + TLS + upgrade) may take.
+    pub connect_timeout: Duration,
+    /// Extra PEM roots trusted for `wss://` nodes, resolved against the map's directory.
+    pub upstream_ca: Option<PathBuf>,
+}
+
+/// A `[[node]]`: one FreeSWITCH mod_verto profile.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Unique name, `[A-Za-z0-9_-]+`.
+    pub name: String,
+    /// Where its mod_verto profile listens.
+    pub verto_url: NodeUrl,
+    /// Where its RTP sockets live (later iptables work).
+    pub rtp_ip: Option<IpAddr>,
+    /// Its RTP port range (later iptables work).
+    pub rtp_ports: Option<PortRange>,
+}
+
+/// A parsed `ws://` or `wss://` URL of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUrl {
+    /// The URL as written in the map.
+    pub raw: String,
+    /// `wss://`?
+    pub secure: bool,
+    /// Host name or IP literal (without brackets).
+    pub host: String,
+    /// Port (default 80 for ws, 443 for wss).
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+impl std::fmt::Display for NodeUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// An inclusive port range, `start <= end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub start: u16,
+    /// Last port (inclusive).
+    pub end: u16,
+}
+
+/// A `[[partition]]`.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    /// Unique name.
+    pub name: String,
+    /// Node names in priority order: first is active, the rest standbys.
+    pub nodes: Vec<String>,
+    /// Domain patterns this partition serves.
+    pub domains: Vec<DomainPattern>,
+    /// Users it serves; `None` = every user of its domains.
+    pub extensions: Option<Vec<ExtensionRule>>,
+}
+
+/// One entry of `domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DomainPattern {
+    /// An exact name, lower-cased.
+    Exact(String),
+    /// `*.suffix`: holds the suffix without `*.`, lower-cased.
+    Suffix(String),
+    /// `*`.
+    Any,
+}
+
+/// One entry of `extensions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionRule {
+    /// `N-M`: all-digit users whose value lies in `start..=end`.
+    Range {
+        /// First value.
+        start: u64,
+        /// Last value (inclusive).
+        end: u64,
+    },
+    /// A user name matched exactly (case-sensitive).
+    Exact(String),
+}

@@ -1,0 +1,32 @@
+//! vertogw: one public `wss://` address in front of a farm of FreeSWITCH nodes.
+//!
+//! A browser's Verto (JSON-RPC over WebSocket) socket is terminated here; the gateway
+//! answers it itself until the first credentialed `login`, maps that login to the
+//! partition that owns the user, and from then on relays frames untouched between the
+//! browser and the partition's active FreeSWITCH node.
+//!
+//! # Layout
+//! - [`config`]: the partition map file: parse, validate, domain types.
+//! - [`routing`]: pure lookup from a login (`user@domain`) to a partition and its nodes.
+//! - [`verto`]: pre-login message classification and the JSON-RPC replies the gateway
+//!   sends itself.
+//! - [`tls`]: rustls server/client configuration and self-signed certificates.
+//! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
+//!   connection and the relay pump.
+//! - [`sim`]: a simulated mod_verto node that behaves like the real one on the wire.
+//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`).
+//!
+//! # Data flow
+//! `TcpListener` → TLS ([`tls`]) → HTTP upgrade ([`proxy`]) → pre-login session
+//! ([`verto`] classifies each frame) → credentialed login → [`routing`] → upstream
+//! connect (first reachable node of the partition) → login forwarded unchanged →
+//! relay pump until either side closes.
+#![forbid(unsafe_code)]
+
+pub mod commands;
+pub mod config;
+pub mod proxy;
+pub mod routing;
+pub mod sim;
+pub mod tls;
+pub mod verto;

@@ -1,0 +1,134 @@
+//! The `vertogw` binary: parses the command line, installs logging, runs a command
+//! from [`vertogw::commands`] and maps its outcome to an exit code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use vertogw::commands;
+
+/// A TLS Verto gateway that routes each FreeSWITCH WebRTC login to its partition's node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log line format (logs go to stderr; the filter comes from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The partition map.
+        #[arg(long, default_value = "config/vertogw.toml")]
+        config: PathBuf,
+    },
+    /// Validate the partition map; print every error, or a summary.
+    Check {
+        /// The partition map.
+        #[arg(long, default_value = "config/vertogw.toml")]
+        config: PathBuf,
+    },
+    /// Show which partition and nodes a login routes to.
+    Route {
+        /// The partition map.
+        #[arg(long, default_value = "config/vertogw.toml")]
+        config: PathBuf,
+        /// Print JSON: {"login","partition","nodes"} or {"login","error"}.
+        #[arg(long)]
+        json: bool,
+        /// The login, e.g. 1008@example.com.
+        login: String,
+    },
+    /// Run the gateway with simulated nodes and the bundled demo map.
+    Demo,
+    /// Run one simulated mod_verto node.
+    SimNode {
+        /// Address to listen on (ws://).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Node name, reported in verto.clientReady.
+        #[arg(long)]
+        name: String,
+        /// Users file (TOML).
+        #[arg(long)]
+        users: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let code = match cli.command {
+        Command::Check { config } => {
+            commands::check::run(&config, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Route {
+            config,
+            json,
+            login,
+        } => commands::route::run(
+            &config,
+            &login,
+            json,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
+        Command::Serve { config } => run_async(commands::serve::run(config)),
+        Command::Demo => run_async(commands::demo::run()),
+        Command::SimNode {
+            listen,
+            name,
+            users,
+        } => run_async(async move {
+            let shutdown = commands::signals::shutdown_token();
+            commands::sim_node::run(listen, name, &users, shutdown).await
+        }),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run_async<F>(fut: F) -> i32
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return 1;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,157 @@
+//! The accept loop and one browser connection up to the WebSocket upgrade.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use super::session::{self, SessionCtx};
+use super::{upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
+
+/// Pause after an accept error such as EMFILE, so a full descriptor table does not
+/// turn the accept loop into a busy loop.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts browsers on `listener` until `shutdown` is cancelled, then closes every
+/// session with 1001 and returns once they are gone (or [`SHUTDOWN_GRACE`] passed).
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let tracker = TaskTracker::new();
+    info!(listen = %listener.local_addr()?, "gateway listening");
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(err) => {
+                    warn!(error = %err, failure = "accept", "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let span = tracing::info_span!("conn", %peer);
+        let conn = Connection {
+            gateway: Arc::clone(&gateway),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(conn.run(tcp).instrument(span));
+    }
+    drop(listener);
+    tracker.close();
+    info!(sessions = tracker.len(), "shutting down: closing sessions");
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            left = tracker.len(),
+            "sessions still open after the shutdown grace period"
+        );
+    }
+    Ok(())
+}
+
+struct Connection {
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Connection {
+    async fn run(self, tcp: TcpStream) {
+        let accepted = Instant::now();
+        let settings = self.gateway.settings();
+        let deadline = accepted + settings.login_timeout;
+        let _ = tcp.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(self.gateway.server_tls());
+        let tls = tokio::select! {
+            r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => match r {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => return debug!(failure = "tls", error = %err, "TLS handshake failed"),
+                Err(_) => return debug!(failure = "tls_timeout", "TLS handshake timed out"),
+            },
+            _ = self.shutdown.cancelled() => return,
+        };
+        let ctx = Arc::new(self);
+        let service = {
+            let ctx = Arc::clone(&ctx);
+            service_fn(move |req| {
+                let ctx = Arc::clone(&ctx);
+                async move { Ok::<_, Infallible>(ctx.on_request(req, accepted, deadline)) }
+            })
+        };
+        let http = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.login_timeout)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades();
+        tokio::select! {
+            r = http => if let Err(err) = r {
+                debug!(failure = "http", error = %err, "HTTP connection ended");
+            },
+            _ = tokio::time::sleep_until(deadline) => debug!(failure = "login_timeout", "no upgrade in time"),
+            _ = ctx.shutdown.cancelled() => {}
+        }
+    }
+
+    fn on_request(
+        &self,
+        mut req: Request<Incoming>,
+        accepted: Instant,
+        deadline: Instant,
+    ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+        let accepted_upgrade = match upgrade::inspect(&req) {
+            Ok(a) => a,
+            Err(refusal) => {
+                debug!(?refusal, path = %req.uri().path(), "not a WebSocket upgrade");
+                return refusal.response();
+            }
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let ctx = SessionCtx {
+            gateway: Arc::clone(&self.gateway),
+            accepted,
+            deadline,
+            shutdown: self.shutdown.clone(),
+        };
+        let max = ctx.gateway.settings().max_message_bytes;
+        self.tracker.spawn(
+            async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let io = TokioIo::new(upgraded);
+                        let ws = WebSocketStream::from_raw_socket(
+                            io,
+                            Role::Server,
+                            Some(ws_config::browser(max)),
+                        )
+                        .await;
+                        session::run(ws, ctx).await;
+                    }
+                    Err(err) => debug!(failure = "upgrade", error = %err, "upgrade failed"),
+                }
+            }
+            .in_current_span(),
+        );
+        upgrade::switching(&accepted_upgrade)
+    }
+}

@@ -1,0 +1,97 @@
+//! The browser-facing side: listener, TLS, WebSocket upgrade, the pre-login session,
+//! upstream connection and the relay pump.
+//!
+//! Policy (which node) comes from [`crate::routing`]; everything here is mechanism.
+
+mod close;
+mod io;
+mod listener;
+mod relay;
+mod session;
+pub mod upgrade;
+mod upstream;
+pub mod ws_config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::{ClientConfig, ServerConfig};
+
+pub use close::{EndReason, BAD_GATEWAY};
+pub use listener::serve;
+
+use crate::config::Config;
+use crate::routing::Router;
+
+/// Logins the gateway cannot route (no partition, unparsable) before it closes the
+/// socket with 1008. Failures reported by a node do not count: mod_verto keeps the
+/// socket open for retries.
+pub const MAX_LOGIN_FAILURES: u32 = 3;
+
+/// How long sessions get to close after shutdown starts before they are abandoned.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Per-connection limits, taken from the map when a connection is accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// From TCP accept to a login accepted by a node (covers TLS and the upgrade too).
+    pub login_timeout: Duration,
+    /// Largest browser→node message.
+    pub max_message_bytes: usize,
+    /// One attempt to reach a node.
+    pub connect_timeout: Duration,
+}
+
+/// Everything a running gateway shares between its connections.
+pub struct Gateway {
+    // Swappable so a later reload can replace the map without touching sessions.
+    router: ArcSwap<Router>,
+    server_tls: ArcSwap<ServerConfig>,
+    upstream_tls: Arc<ClientConfig>,
+}
+
+impl Gateway {
+    /// Builds a gateway for `config`, terminating TLS with `server_tls` and reaching
+    /// `wss://` nodes with `upstream_tls`.
+    pub fn new(
+        config: Arc<Config>,
+        server_tls: Arc<ServerConfig>,
+        upstream_tls: Arc<ClientConfig>,
+    ) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            router: ArcSwap::from_pointee(Router::new(config)),
+            server_tls: ArcSwap::new(server_tls),
+            upstream_tls,
+        })
+    }
+
+    /// The current routing table.
+    pub fn router(&self) -> Arc<Router> {
+        self.router.load_full()
+    }
+
+    /// Replaces the map; sessions already routed stay where they are.
+    pub fn replace_config(&self, config: Arc<Config>) {
+        self.router.store(Arc::new(Router::new(config)));
+    }
+
+    /// The current per-connection limits.
+    pub fn settings(&self) -> Settings {
+        let router = self.router.load();
+        let gw = &router.config().gateway;
+        Settings {
+            login_timeout: gw.login_timeout,
+            max_message_bytes: gw.max_message_bytes,
+            connect_timeout: gw.connect_timeout,
+        }
+    }
+
+    fn server_tls(&self) -> Arc<ServerConfig> {
+        self.server_tls.load_full()
+    }
+
+    fn upstream_tls(&self) -> &Arc<ClientConfig> {
+        &self.upstream_tls
+    }
+}

@@ -1,0 +1,355 @@
+//! One browser socket from the upgrade until a node accepts its login: the gateway
+//! answers the browser itself, routes each credentialed `login`, reaches the
+//! partition's node and forwards the login unchanged; then hands over to the relay.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::close::{close_leg, EndReason};
+use super::relay;
+use super::upstream::{self, NodeSocket};
+use super::{Gateway, MAX_LOGIN_FAILURES};
+use crate::config::NodeUrl;
+use crate::verto::{self, LoginOutcome, LoginRequest, PreLogin};
+
+/// The browser's WebSocket.
+pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// What a session needs from its connection.
+pub struct SessionCtx {
+    /// The gateway (router, TLS for nodes, settings).
+    pub gateway: Arc<Gateway>,
+    /// When TCP was accepted.
+    pub accepted: Instant,
+    /// Until when a node must have accepted a login.
+    pub deadline: Instant,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// What the session log line reports.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// The login the session is (or was last trying to be) routed for.
+    pub login: Option<String>,
+    /// Its partition.
+    pub partition: Option<String>,
+    /// The node it reached.
+    pub node: Option<String>,
+    /// Payload bytes browser → node.
+    pub bytes_up: u64,
+    /// Payload bytes node → browser.
+    pub bytes_down: u64,
+}
+
+/// The node leg while its login is pending.
+struct Upstream {
+    socket: NodeSocket,
+    partition: String,
+    login_id: String,
+}
+
+/// Runs a browser socket to its end and writes the session's log line.
+pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
+    let mut summary = Summary::default();
+    let mut auth = Auth {
+        ctx: &ctx,
+        failures: 0,
+        upstream: None,
+        summary: &mut summary,
+    };
+    let outcome = tokio::select! {
+        r = auth.drive(&mut browser) => r,
+        _ = tokio::time::sleep_until(ctx.deadline) => Err(EndReason::LoginTimeout),
+        _ = ctx.shutdown.cancelled() => Err(EndReason::Shutdown),
+    };
+    let upstream = auth.upstream.take();
+    let reason = match (outcome, upstream) {
+        (Ok(()), Some(up)) => {
+            let partition = up.partition;
+            info!(
+                login = summary.login.as_deref(),
+                partition = %partition,
+                node = summary.node.as_deref(),
+                "session started"
+            );
+            let (reason, legs) =
+                relay::run(browser, up.socket, &ctx, &partition, &mut summary).await;
+            if let Some((browser, node)) = legs {
+                finish(browser, Some(node), &reason).await;
+            }
+            reason
+        }
+        (Err(reason), up) => {
+            finish(browser, up.map(|u| u.socket), &reason).await;
+            reason
+        }
+        (Ok(()), None) => EndReason::NodeGone,
+    };
+    log_end(&ctx, &summary, &reason);
+}
+
+fn log_end(ctx: &SessionCtx, s: &Summary, reason: &EndReason) {
+    info!(
+        login = s.login.as_deref(),
+        partition = s.partition.as_deref(),
+        node = s.node.as_deref(),
+        bytes_up = s.bytes_up,
+        bytes_down = s.bytes_down,
+        duration_ms = ctx.accepted.elapsed().as_millis() as u64,
+        close = reason.category(),
+        code = reason.code(),
+        "session ended"
+    );
+}
+
+/// Closes both legs as `reason` says, concurrently.
+pub async fn finish(browser: BrowserSocket, node: Option<NodeSocket>, reason: &EndReason) {
+    let b = close_leg(browser, reason.browser_action());
+    match node {
+        Some(node) => {
+            tokio::join!(b, close_leg(node, reason.node_action()));
+        }
+        None => b.await,
+    }
+}
+
+enum Event {
+    Browser(Option<Result<Message, WsError>>),
+    Node(Option<Result<Message, WsError>>),
+}
+
+/// Maps a failed browser read to why the session ends.
+pub fn browser_read_end(err: Option<WsError>) -> EndReason {
+    match err {
+        Some(WsError::Capacity(_)) => EndReason::Oversize,
+        _ => EndReason::BrowserGone,
+    }
+}
+
+/// The pre-login state machine.
+struct Auth<'a> {
+    ctx: &'a SessionCtx,
+    failures: u32,
+    upstream: Option<Upstream>,
+    summary: &'a mut Summary,
+}
+
+impl Auth<'_> {
+    /// Runs until a node accepts a login (`Ok`) or the session must end.
+    async fn drive(&mut self, browser: &mut BrowserSocket) -> Result<(), EndReason> {
+        loop {
+            let event = match self.upstream.as_mut() {
+                None => Event::Browser(browser.next().await),
+                Some(up) => tokio::select! {
+                    m = browser.next() => Event::Browser(m),
+                    m = up.socket.next() => Event::Node(m),
+                },
+            };
+            match event {
+                Event::Browser(m) => self.on_browser(browser, m).await?,
+                Event::Node(m) => {
+                    if self.on_node(browser, m).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_browser(
+        &mut self,
+        browser: &mut BrowserSocket,
+        msg: Option<Result<Message, WsError>>,
+    ) -> Result<(), EndReason> {
+        let text = match msg {
+            None => return Err(EndReason::BrowserGone),
+            Some(Err(e)) => return Err(browser_read_end(Some(e))),
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => return Err(EndReason::BrowserClosed(frame)),
+            Some(Ok(Message::Binary(_))) => {
+                return Err(EndReason::PreLoginViolation("binary frame before login"))
+            }
+            // Pings are answered by tungstenite itself and never reach the node.
+            Some(Ok(_)) => return Ok(()),
+        };
+        if text.starts_with('#') {
+            return Err(EndReason::PreLoginViolation("speed test before login"));
+        }
+        if self.upstream.is_some() {
+            return self.on_browser_text_with_node(browser, text).await;
+        }
+        match verto::classify_pre_login(&text) {
+            PreLogin::Reply(reply) => send_text(browser, reply).await,
+            PreLogin::Ignore => Ok(()),
+            PreLogin::MissingPasswd(reply) => {
+                send_text(browser, reply).await?;
+                self.count_failure()
+            }
+            PreLogin::Login(req) => self.on_login(browser, text, req).await,
+        }
+    }
+
+    /// A node is connected but has not accepted a login yet: it answers everything
+    /// itself, except a new login, which is routed afresh.
+    async fn on_browser_text_with_node(
+        &mut self,
+        browser: &mut BrowserSocket,
+        text: Utf8Bytes,
+    ) -> Result<(), EndReason> {
+        if verto::mentions_login(&text) {
+            if let Some(req) = verto::as_login_request(&text) {
+                return self.on_login(browser, text, req).await;
+            }
+        }
+        self.forward_up(text).await
+    }
+
+    async fn forward_up(&mut self, text: Utf8Bytes) -> Result<(), EndReason> {
+        let Some(up) = self.upstream.as_mut() else {
+            return Ok(());
+        };
+        self.summary.bytes_up += text.len() as u64;
+        up.socket
+            .send(Message::Text(text))
+            .await
+            .map_err(|_| EndReason::NodeGone)
+    }
+
+    fn count_failure(&mut self) -> Result<(), EndReason> {
+        self.failures += 1;
+        if self.failures >= MAX_LOGIN_FAILURES {
+            return Err(EndReason::TooManyFailures);
+        }
+        Ok(())
+    }
+
+    async fn on_login(
+        &mut self,
+        browser: &mut BrowserSocket,
+        text: Utf8Bytes,
+        req: LoginRequest,
+    ) -> Result<(), EndReason> {
+        let router = self.ctx.gateway.router();
+        let (partition, nodes) = match router.route(&req.login) {
+            Ok(route) => (
+                route.partition.name.clone(),
+                route
+                    .nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.verto_url.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(err) => {
+                warn!(login = %req.login, failure = "no_partition", reason = %err, "login not routed");
+                let msg = format!("Login not routed by gateway: {err}");
+                send_text(
+                    browser,
+                    verto::error_reply(&req.id, verto::AUTH_FAILED, &msg),
+                )
+                .await?;
+                return self.count_failure();
+            }
+        };
+        self.summary.login = Some(req.login.clone());
+        self.summary.partition = Some(partition.clone());
+        let same_partition = self.upstream.as_ref().map(|u| u.partition == partition);
+        if same_partition == Some(true) {
+            if let Some(up) = self.upstream.as_mut() {
+                up.login_id = req.id;
+            }
+            return self.forward_up(text).await;
+        }
+        if let Some(old) = self.upstream.take() {
+            // A different partition: the old node's socket is of no further use.
+            self.summary.node = None;
+            tokio::spawn(close_leg(old.socket, EndReason::Shutdown.node_action()));
+        }
+        match self.connect_any(&partition, &nodes).await {
+            Some((name, socket)) => {
+                self.summary.node = Some(name);
+                self.upstream = Some(Upstream {
+                    socket,
+                    partition,
+                    login_id: req.id,
+                });
+                self.forward_up(text).await
+            }
+            None => {
+                warn!(login = %req.login, partition = %partition, failure = "no_node", "no node of the partition is reachable");
+                let msg = format!("No node available for partition {partition}");
+                send_text(
+                    browser,
+                    verto::error_reply(&req.id, verto::SESSION_ERROR, &msg),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Tries the partition's nodes in priority order.
+    async fn connect_any(
+        &self,
+        partition: &str,
+        nodes: &[(String, NodeUrl)],
+    ) -> Option<(String, NodeSocket)> {
+        let gw = &self.ctx.gateway;
+        let timeout = gw.settings().connect_timeout;
+        for (name, url) in nodes {
+            match upstream::connect(url, gw.upstream_tls(), timeout).await {
+                Ok(socket) => return Some((name.clone(), socket)),
+                Err(err) => warn!(
+                    partition,
+                    node = %name,
+                    url = %url,
+                    failure = err.category(),
+                    error = %err,
+                    "node unreachable, trying the next one"
+                ),
+            }
+        }
+        None
+    }
+
+    /// Handles a node message; `Ok(true)` once the node accepted the login.
+    async fn on_node(
+        &mut self,
+        browser: &mut BrowserSocket,
+        msg: Option<Result<Message, WsError>>,
+    ) -> Result<bool, EndReason> {
+        let Some(up) = self.upstream.as_ref() else {
+            return Ok(false);
+        };
+        let (msg, accepted) = match msg {
+            None | Some(Err(_)) => return Err(EndReason::NodeGone),
+            Some(Ok(Message::Close(frame))) => return Err(EndReason::NodeClosed(frame)),
+            Some(Ok(Message::Text(text))) => {
+                let outcome = verto::login_outcome(&text, &up.login_id);
+                (Message::Text(text), outcome == LoginOutcome::Accepted)
+            }
+            Some(Ok(m @ Message::Binary(_))) => (m, false),
+            Some(Ok(_)) => return Ok(false),
+        };
+        self.summary.bytes_down += msg.len() as u64;
+        browser
+            .send(msg)
+            .await
+            .map_err(|_| EndReason::BrowserGone)?;
+        Ok(accepted)
+    }
+}
+
+async fn send_text(browser: &mut BrowserSocket, text: String) -> Result<(), EndReason> {
+    browser
+        .send(Message::text(text))
+        .await
+        .map_err(|_| EndReason::BrowserGone)
+}

@@ -1,0 +1,212 @@
+//! State shared by every socket of one node: request ids, the sessid table, stats.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::json::Json;
+use super::stats::{ReceivedLog, SimStats};
+use super::SimConfig;
+
+/// Server-originated messages a socket may have waiting. mod_verto allows 100000 per
+/// socket; the simulator keeps fewer because its messages may be 1 MB each.
+pub const OUTBOUND_QUEUE: usize = 1024;
+
+/// Consecutive failed enqueues after which a socket is dropped (`MAX_MISSED`).
+pub const MAX_MISSED: u32 = 500;
+
+/// A message pushed to a socket by someone other than its own task.
+#[derive(Debug)]
+pub(crate) enum Push {
+    /// Write this text frame.
+    Text(String),
+    /// Write this `verto.punt`, then close 1000.
+    Punt(String),
+}
+
+/// How other tasks reach one socket.
+#[derive(Clone)]
+pub(crate) struct ConnHandle {
+    pub conn_id: u64,
+    tx: mpsc::Sender<Push>,
+    kick: CancellationToken,
+    missed: Arc<AtomicU32>,
+}
+
+impl ConnHandle {
+    /// A handle plus the receiving end its socket task reads.
+    pub(crate) fn new(conn_id: u64, kick: CancellationToken) -> (ConnHandle, mpsc::Receiver<Push>) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let missed = Arc::new(AtomicU32::new(0));
+        let handle = ConnHandle {
+            conn_id,
+            tx,
+            kick,
+            missed,
+        };
+        (handle, rx)
+    }
+
+    /// Queues without waiting; a socket that keeps not draining its queue is dropped,
+    /// so a slow reader costs bounded memory.
+    pub(crate) fn push(&self, push: Push) -> bool {
+        let punt = matches!(push, Push::Punt(_));
+        if self.tx.try_send(push).is_ok() {
+            self.missed.store(0, Ordering::Relaxed);
+            return true;
+        }
+        if punt || self.missed.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_MISSED {
+            self.kick.cancel();
+        }
+        false
+    }
+}
+
+struct Binding {
+    uid: String,
+    handle: ConnHandle,
+}
+
+/// The outcome of binding a sessid at a socket's first successful auth.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Bind {
+    /// The socket owns the sessid now (a previous owner of the same user was punted).
+    Bound,
+    /// Another user's socket owns it: "Session in use".
+    InUse,
+}
+
+/// Everything the sockets of one node share.
+pub(crate) struct Shared {
+    pub config: SimConfig,
+    next_request: AtomicU64,
+    next_conn: AtomicU64,
+    sessions: Mutex<HashMap<String, Binding>>,
+    authed: Mutex<HashMap<u64, String>>,
+    received: Mutex<ReceivedLog>,
+    pub stats: watch::Sender<SimStats>,
+}
+
+/// Locks ignoring poisoning: the data stays consistent because no code panics while
+/// holding these locks, and a test's panic must not cascade into every other socket.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Fresh state for a node.
+    pub(crate) fn new(config: SimConfig) -> Shared {
+        Shared {
+            config,
+            next_request: AtomicU64::new(1),
+            next_conn: AtomicU64::new(1),
+            sessions: Mutex::default(),
+            authed: Mutex::default(),
+            received: Mutex::default(),
+            stats: watch::Sender::new(SimStats::default()),
+        }
+    }
+
+    /// A new connection number (internal, for the sessid table).
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A server request with the next id of the node-global counter.
+    pub(crate) fn request(&self, method: &str, params: Json) -> String {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        Json::object([
+            ("jsonrpc", "2.0".into()),
+            ("id", id.into()),
+            ("method", method.into()),
+            ("params", params),
+        ])
+        .to_text()
+    }
+
+    /// Updates the stats and wakes `wait_for` callers.
+    pub(crate) fn bump(&self, update: impl FnOnce(&mut SimStats)) {
+        self.stats.send_modify(update);
+    }
+
+    /// Appends to the received-message log.
+    pub(crate) fn record_received(&self, payload: &[u8]) {
+        lock(&self.received).push(payload);
+    }
+
+    /// The retained received messages.
+    pub(crate) fn received(&self) -> Vec<String> {
+        lock(&self.received).snapshot()
+    }
+
+    /// Binds `sessid` to a socket at its first successful auth (HEAD rules).
+    pub(crate) fn bind(&self, sessid: &str, uid: &str, handle: &ConnHandle) -> Bind {
+        let mut sessions = lock(&self.sessions);
+        if let Some(old) = sessions.get(sessid) {
+            if old.handle.conn_id != handle.conn_id {
+                if old.uid != uid {
+                    return Bind::InUse;
+                }
+                let punt = self.request("verto.punt", Json::Object(Vec::new()));
+                old.handle.push(Push::Punt(punt));
+                self.bump(|s| s.punts += 1);
+            }
+        }
+        let binding = Binding {
+            uid: uid.to_owned(),
+            handle: handle.clone(),
+        };
+        sessions.insert(sessid.to_owned(), binding);
+        Bind::Bound
+    }
+
+    /// Records that a socket is (now) authenticated as `uid`.
+    pub(crate) fn authenticated(&self, conn_id: u64, uid: &str) {
+        let mut authed = lock(&self.authed);
+        authed.insert(conn_id, uid.to_owned());
+        let users = sorted_users(&authed);
+        self.bump(|s| {
+            s.logins_ok += 1;
+            s.logged_in_users = users;
+        });
+    }
+
+    /// Forgets a closed socket: its sessid binding (unless taken over) and its login.
+    pub(crate) fn release(&self, conn_id: u64, sessid: Option<&str>) {
+        if let Some(sessid) = sessid {
+            let mut sessions = lock(&self.sessions);
+            if sessions
+                .get(sessid)
+                .is_some_and(|b| b.handle.conn_id == conn_id)
+            {
+                sessions.remove(sessid);
+            }
+        }
+        let mut authed = lock(&self.authed);
+        if authed.remove(&conn_id).is_some() {
+            let users = sorted_users(&authed);
+            self.bump(|s| s.logged_in_users = users);
+        }
+    }
+
+    /// Queues `text` to every authenticated socket; returns how many accepted it.
+    pub(crate) fn broadcast(&self, text: &str) -> usize {
+        let handles: Vec<ConnHandle> = lock(&self.sessions)
+            .values()
+            .map(|b| b.handle.clone())
+            .collect();
+        handles
+            .iter()
+            .filter(|h| h.push(Push::Text(text.to_owned())))
+            .count()
+    }
+}
+
+fn sorted_users(authed: &HashMap<u64, String>) -> Vec<String> {
+    let mut users: Vec<String> = authed.values().cloned().collect();
+    users.sort();
+    users
+}

@@ -1,0 +1,87 @@
+//! What a simulated node has seen: counters tests assert on, and a bounded log of
+//! received messages.
+
+use std::collections::VecDeque;
+
+/// How many received messages [`ReceivedLog`] keeps at most.
+pub const RECEIVED_LOG_MESSAGES: usize = 256;
+
+/// How many bytes of received messages [`ReceivedLog`] keeps at most (a few
+/// 999,999-byte messages fit, so "arrived intact" stays checkable).
+pub const RECEIVED_LOG_BYTES: usize = 4 * 1024 * 1024;
+
+/// A snapshot of a node's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// TCP connections accepted.
+    pub tcp_accepted: u64,
+    /// Completed WebSocket upgrades.
+    pub upgrades: u64,
+    /// Handshakes answered with 400 (or abandoned).
+    pub handshakes_rejected: u64,
+    /// Successful authentications (first logins and re-logins).
+    pub logins_ok: u64,
+    /// Refused credentials (-32001 replies, including "Session in use").
+    pub logins_failed: u64,
+    /// WebSocket PING frames received (the gateway should never send any).
+    pub pings_received: u64,
+    /// WebSocket PONG frames received.
+    pub pongs_received: u64,
+    /// Complete text/binary messages received.
+    pub messages_received: u64,
+    /// `verto.punt`s sent to displaced sockets.
+    pub punts: u64,
+    /// Sockets closed because a message reached 1,000,000 bytes.
+    pub oversize_closes: u64,
+    /// WebSocket sockets currently open.
+    pub open_sockets: u64,
+    /// `id@domain` of every authenticated open socket, sorted (a user appears once per
+    /// socket).
+    pub logged_in_users: Vec<String>,
+}
+
+/// The last received messages, bounded by count and total size.
+#[derive(Debug, Default)]
+pub(crate) struct ReceivedLog {
+    messages: VecDeque<String>,
+    bytes: usize,
+}
+
+impl ReceivedLog {
+    /// Records a message, evicting the oldest ones beyond the bounds.
+    pub(crate) fn push(&mut self, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload).into_owned();
+        self.bytes += text.len();
+        self.messages.push_back(text);
+        while self.messages.len() > RECEIVED_LOG_MESSAGES
+            || (self.bytes > RECEIVED_LOG_BYTES && self.messages.len() > 1)
+        {
+            if let Some(old) = self.messages.pop_front() {
+                self.bytes -= old.len();
+            }
+        }
+    }
+
+    /// A copy of the retained messages, oldest first.
+    pub(crate) fn snapshot(&self) -> Vec<String> {
+        self.messages.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_the_newest_messages_within_its_byte_budget() {
+        let mut log = ReceivedLog::default();
+        let big = vec![b'x'; RECEIVED_LOG_BYTES / 2];
+        for _ in 0..3 {
+            log.push(&big);
+        }
+        log.push(b"last");
+        let kept = log.snapshot();
+        assert_eq!(kept.last().map(String::as_str), Some("last"));
+        assert!(kept.iter().map(String::len).sum::<usize>() <= RECEIVED_LOG_BYTES);
+    }
+}

@@ -1,0 +1,188 @@
+//! The real `vertogw serve` process: it keeps the Verto password out of its logs even
+//! at `RUST_LOG=trace`, prints nothing on stdout, and on SIGTERM closes sessions with
+//! 1001 and exits 0.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use vertogw::sim::{SimConfig, SimNode, SimUsers};
+
+/// Distinctive enough that any occurrence in the logs is the password.
+const SECRET: &str = "pw-Zx9-SECRET-4711";
+
+/// How long the process may take to start listening or to exit.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `vertogw serve` with its stderr being collected.
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    /// Collects stderr; ends when the process has exited and the pipe is drained.
+    reader: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// Writes the certificate, key and map to a temporary directory and starts the binary.
+async fn spawn_gateway(node: SocketAddr) -> Gateway {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = certs();
+    std::fs::write(dir.path().join("cert.pem"), &certs.cert_pem).expect("write cert");
+    std::fs::write(dir.path().join("key.pem"), &certs.key_pem).expect("write key");
+    // Relative certificate paths resolve against the map's directory.
+    let map = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\
+         [[node]]\nname = \"fs1\"\nverto_url = \"ws://{node}/\"\n\
+         [[partition]]\nname = \"acme\"\nnodes = [\"fs1\"]\ndomains = [\"acme.test\"]\n"
+    );
+    let map_path = dir.path().join("vertogw.toml");
+    std::fs::write(&map_path, map).expect("write map");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vertogw"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&map_path)
+        .env("RUST_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start vertogw");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (listening_tx, listening_rx) = oneshot::channel();
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let collected = Arc::clone(&stderr);
+    let reader = tokio::spawn(async move {
+        let mut listening_tx = Some(listening_tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("gateway listening") {
+                if let (Some(tx), Some(addr)) = (listening_tx.take(), listen_addr(&line)) {
+                    let _ = tx.send(addr);
+                }
+            }
+            let mut all = collected.lock().unwrap_or_else(|e| e.into_inner());
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    let addr = match tokio::time::timeout(PROCESS_TIMEOUT, listening_rx).await {
+        Ok(Ok(addr)) => addr,
+        _ => {
+            let log = stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            panic!("vertogw never logged `gateway listening listen=…`; stderr:\n{log}");
+        }
+    };
+    Gateway {
+        child,
+        addr,
+        stderr,
+        reader,
+        _dir: dir,
+    }
+}
+
+/// The address in `… gateway listening listen=127.0.0.1:1234`.
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listen=")? + "listen=".len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}' || c == '"')
+        .find(|s| !s.is_empty())?
+        .parse()
+        .ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_the_password_out_of_trace_logs_and_exits_0_on_sigterm_closing_with_1001() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind node");
+    let node_addr = listener.local_addr().expect("node address");
+    let users = SimUsers::new()
+        .with_user("1000", SECRET, &["verto"])
+        .with_user("1001", "a-different-password", &["verto"]);
+    let node = SimNode::spawn(listener, SimConfig::new("fs1", users)).await;
+    let mut gw = spawn_gateway(node_addr).await;
+
+    // A login the node accepts: this session is live when SIGTERM comes.
+    let mut live = connect(gw.addr).await;
+    let reply = login_with_sessid(&mut live, "1000@acme.test", SECRET, &sessid(), 1).await;
+    assert_eq!(reply["result"]["message"], "logged in", "{reply}");
+    assert_eq!(client_ready_node(&mut live).await, "fs1");
+    // A login the node refuses, and one the gateway cannot route, both with the secret.
+    let mut refused = connect(gw.addr).await;
+    send_json(
+        &mut refused,
+        &login_request("1001@acme.test", SECRET, &sessid(), 1),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut refused).await["error"]["message"],
+        "Authentication Failure"
+    );
+    send_json(
+        &mut refused,
+        &login_request("1000@nowhere.test", SECRET, &sessid(), 2),
+    )
+    .await;
+    assert_eq!(recv_json(&mut refused).await["error"]["code"], -32001);
+    // Traffic after login, through the relay.
+    send_json(
+        &mut live,
+        &request("verto.ping", json!({"passwd": SECRET}), 2),
+    )
+    .await;
+    assert_eq!(recv_json(&mut live).await["id"], 2);
+
+    let pid = gw.child.id().expect("child pid");
+    let pid = Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
+    kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+    assert_eq!(recv_close(&mut live).await, Some(1001));
+    let status = tokio::time::timeout(PROCESS_TIMEOUT, gw.child.wait())
+        .await
+        .expect("vertogw exits after SIGTERM")
+        .expect("wait for vertogw");
+    within("stderr to be drained", &mut gw.reader)
+        .await
+        .expect("stderr reader");
+    let mut stdout = String::new();
+    if let Some(mut out) = gw.child.stdout.take() {
+        out.read_to_string(&mut stdout).await.expect("read stdout");
+    }
+    let log = gw.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(status.success(), "exit status {status}; stderr:\n{log}");
+    assert_eq!(stdout, "", "serve prints nothing on stdout");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging was on:\n{log}"
+    );
+    let leaks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(SECRET) || l.contains(&hex(SECRET.as_bytes())))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the password reached the log in {} line(s), e.g.:\n{}",
+        leaks.len(),
+        leaks
+            .iter()
+            .take(3)
+            .map(|l| &l[..l.len().min(400)])
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    node.shutdown().await;
+}
