@@ -34,3 +34,42 @@ pub async fn run(
     tracing::info!("simulated mod_verto node stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_users_file_is_an_error_naming_the_file() {
+        let err = run(
+            "127.0.0.1:0".parse().unwrap(),
+            "sim".into(),
+            Path::new("/nonexistent/sim-users.toml"),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/sim-users.toml"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_example_users_file_serves_until_cancelled() {
+        let users = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sim-users.toml"
+        ));
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        run(
+            "127.0.0.1:0".parse().unwrap(),
+            "sim".into(),
+            users,
+            shutdown,
+        )
+        .await
+        .unwrap();
+    }
+}

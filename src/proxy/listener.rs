@@ -80,7 +80,7 @@ impl Connection {
         let accepted = Instant::now();
         let settings = self.gateway.settings();
         let deadline = accepted + settings.login_timeout;
-        let _ = tcp.set_nodelay(true);
+        super::tcp::tune(&tcp);
         let acceptor = TlsAcceptor::from(self.gateway.server_tls());
         let tls = tokio::select! {
             r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => match r {

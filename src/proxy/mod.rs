@@ -8,6 +8,7 @@ mod io;
 mod listener;
 mod relay;
 mod session;
+mod tcp;
 pub mod upgrade;
 mod upstream;
 pub mod ws_config;

@@ -66,8 +66,7 @@ async fn connect_inner(url: &NodeUrl, tls: &Arc<ClientConfig>) -> Result<NodeSoc
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(ConnectError::Tcp)?;
-    // Verto is request/response chatter of small frames: never wait for Nagle.
-    let _ = tcp.set_nodelay(true);
+    super::tcp::tune(&tcp);
     let io = if url.secure {
         let name = ServerName::try_from(url.host.clone())
             .map_err(|_| ConnectError::ServerName(url.host.clone()))?;
