@@ -122,9 +122,18 @@ where
     }
 }
 
+/// Libraries whose trace output contains message payloads (a `login`'s password):
+/// capped whatever RUST_LOG says, because passwords never reach a log.
+const PAYLOAD_LOGGING_TARGETS: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for cap in PAYLOAD_LOGGING_TARGETS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -48,6 +48,36 @@ async fn a_silent_first_node_is_skipped_after_the_connect_timeout() {
     );
 }
 
+/// A listener that answers every request with mod_verto's 400 and closes.
+async fn rejecting_node() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tcp.read(&mut buf).await;
+            let reply = b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\n\r\n";
+            let _ = tcp.write_all(reply).await;
+        }
+    });
+    (format!("ws://{addr}/"), task)
+}
+
+#[tokio::test]
+async fn a_first_node_refusing_the_upgrade_is_skipped_for_the_second() {
+    let (rejecting, _task) = rejecting_node().await;
+    let gw = Setup::new(&dead_then_fs2())
+        .url("dead", rejecting)
+        .node(sim("fs2"))
+        .start()
+        .await;
+    let mut ws = gw.client().await;
+    assert_eq!(login_ready(&mut ws, "1000@acme.test", 1).await, "fs2");
+}
+
 #[tokio::test]
 async fn all_nodes_down_gets_a_no_node_available_error_and_the_socket_stays_open() {
     let map = format!(

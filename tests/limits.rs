@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +43,55 @@ async fn an_idle_socket_is_closed_with_1008_at_the_login_timeout() {
         "closed late, after {elapsed:?}"
     );
     gw.assert_no_node_contacted();
+}
+
+#[tokio::test]
+async fn a_tcp_connection_that_never_starts_tls_is_dropped_at_the_login_timeout() {
+    let gw = short_login_timeout().await;
+    let started = Instant::now();
+    let mut tcp = within("TCP connect", tokio::net::TcpStream::connect(gw.addr))
+        .await
+        .expect("TCP connect");
+    let mut buf = [0u8; 64];
+    let n = within("the gateway to drop the connection", tcp.read(&mut buf)).await;
+    assert!(matches!(n, Ok(0) | Err(_)), "expected EOF, got {n:?}");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= LOGIN_TIMEOUT, "dropped early, after {elapsed:?}");
+    assert!(
+        elapsed < LOGIN_TIMEOUT + SLACK,
+        "dropped late, after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_connection_that_never_sends_its_upgrade_is_dropped_at_the_login_timeout() {
+    let gw = short_login_timeout().await;
+    let started = Instant::now();
+    let mut tls = tls_connect(gw.addr).await;
+    // Half a request head, then silence.
+    within(
+        "write",
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n"),
+    )
+    .await
+    .expect("write");
+    let mut buf = Vec::new();
+    let _ = within(
+        "the gateway to drop the connection",
+        tls.read_to_end(&mut buf),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= LOGIN_TIMEOUT, "dropped early, after {elapsed:?}");
+    assert!(
+        elapsed < LOGIN_TIMEOUT + SLACK,
+        "dropped late, after {elapsed:?}"
+    );
+    let head = String::from_utf8_lossy(&buf);
+    assert!(
+        !head.starts_with("HTTP/1.1 101"),
+        "no upgrade without a request: {head}"
+    );
 }
 
 #[tokio::test]

@@ -169,6 +169,21 @@ async fn after_an_unknown_domain_the_socket_stays_open_for_a_good_login() {
 }
 
 #[tokio::test]
+async fn login_without_passwd_gets_missing_passwd_and_counts_as_a_failed_attempt() {
+    let gw = gateway().await;
+    let mut ws = gw.client().await;
+    let no_passwd =
+        r#"{"jsonrpc":"2.0","method":"login","params":{"login":"1000@acme.test"},"id":5}"#;
+    let want = r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32001,"message":"Missing passwd"}}"#;
+    exchange(&mut ws, no_passwd, want).await;
+    exchange(&mut ws, no_passwd, want).await;
+    send_text(&mut ws, no_passwd).await;
+    assert_eq!(recv_text(&mut ws).await, want);
+    assert_eq!(recv_close(&mut ws).await, Some(1008));
+    gw.assert_no_node_contacted();
+}
+
+#[tokio::test]
 async fn binary_frame_before_login_closes_with_1008() {
     let gw = gateway().await;
     let mut ws = gw.client().await;
@@ -224,4 +239,29 @@ async fn plain_https_get_without_upgrade_gets_426_not_a_hang() {
         "status line: {status:?}\n{text}"
     );
     gw.assert_no_node_contacted();
+}
+
+#[tokio::test]
+async fn after_the_close_handshake_the_gateway_ends_tcp_promptly() {
+    use futures_util::StreamExt;
+    let gw = gateway().await;
+    let mut ws = gw.client().await;
+    send_text(&mut ws, "#SPU 1000").await;
+    assert_eq!(recv_close(&mut ws).await, Some(1008));
+    // A browser answers the close and then waits for the server to end TCP (RFC 6455
+    // 7.1.1: the server closes first); its `close` event fires only then.
+    let replied = std::time::Instant::now();
+    let rest = within("the TCP connection to end", async {
+        let mut rest = Vec::new();
+        while let Some(m) = ws.next().await {
+            rest.push(format!("{m:?}"));
+        }
+        rest
+    })
+    .await;
+    let lingered = replied.elapsed();
+    assert!(
+        lingered < std::time::Duration::from_millis(500),
+        "the gateway kept TCP open {lingered:?} after the close handshake ({rest:?})"
+    );
 }

@@ -214,3 +214,42 @@ async fn a_relogin_for_the_same_partition_is_forwarded_to_the_node() {
     send_json(&mut ws, &request("verto.ping", json!({}), 21)).await;
     assert_eq!(recv_json(&mut ws).await["result"]["message"], "PONG");
 }
+
+#[tokio::test]
+async fn gateway_shutdown_closes_every_session_with_1001_and_serve_returns() {
+    let gw = start(&one_node_map(), &["fs1"]).await;
+    let mut routed = gw.client().await;
+    login_ready(&mut routed, "1000@acme.test", 1).await;
+    let mut waiting = gw.client().await;
+    send_json(&mut waiting, &request("login", json!({"sessid": "s"}), 1)).await;
+    assert_eq!(recv_json(&mut waiting).await["error"]["code"], -32000);
+
+    gw.shutdown.cancel();
+    assert_eq!(recv_close(&mut routed).await, Some(1001));
+    assert_eq!(recv_close(&mut waiting).await, Some(1001));
+    wait_stats(gw.node("fs1"), "the node leg to close", |s| {
+        s.open_sockets == 0
+    })
+    .await;
+    within("serve to return", gw.serve)
+        .await
+        .expect("serve task")
+        .expect("serve result");
+}
+
+#[tokio::test]
+async fn a_sessid_owned_by_another_user_gets_session_in_use_and_that_socket_is_closed() {
+    let gw = start(&one_node_map(), &["fs1"]).await;
+    let sid = sessid();
+    let mut owner = gw.client().await;
+    login_with_sessid(&mut owner, "1000@acme.test", PASSWORD, &sid, 1).await;
+    assert_eq!(client_ready_node(&mut owner).await, "fs1");
+
+    let mut intruder = gw.client().await;
+    let reply = login_with_sessid(&mut intruder, "1001@acme.test", PASSWORD, &sid, 1).await;
+    assert_eq!(reply["error"]["message"], "Session in use", "{reply}");
+    assert_eq!(recv_close(&mut intruder).await, Some(1000));
+    // The owner is not affected.
+    send_json(&mut owner, &request("verto.ping", json!({}), 3)).await;
+    assert_eq!(recv_json(&mut owner).await["result"]["message"], "PONG");
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::WebSocketStream;
@@ -119,9 +119,13 @@ where
         match action {
             CloseAction::Echo => {
                 let _ = ws.flush().await;
+                let _ = ws.get_mut().shutdown().await;
             }
             CloseAction::Send(frame) => {
                 if ws.close(frame).await.is_ok() {
+                    // Half-close right after the close frame: the peer sees our code and
+                    // then EOF, so neither side waits for the other to drop TCP first.
+                    let _ = ws.get_mut().shutdown().await;
                     drain(ws.get_mut()).await;
                 }
             }
@@ -131,9 +135,10 @@ where
     let _ = tokio::time::timeout(CLOSE_GRACE, work).await;
 }
 
-/// Reads and discards until the peer closes TCP. Closing a socket with unread input
+/// Reads and discards until the peer closes TCP. Dropping a socket with unread input
 /// makes the kernel send RST, which can destroy the close frame we just sent before
-/// the peer reads it (e.g. after refusing an oversized message midway).
+/// the peer reads it (e.g. after refusing an oversized message midway). Raw bytes, not
+/// frames: after an oversized frame the stream is not at a frame boundary.
 async fn drain<S: AsyncRead + Unpin>(io: &mut S) {
     let mut buf = [0u8; 2048];
     while let Ok(n) = io.read(&mut buf).await {

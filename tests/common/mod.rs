@@ -150,12 +150,15 @@ impl TestGateway {
     }
 }
 
+/// A change to the parsed map before the gateway starts.
+type Tweak = Box<dyn FnOnce(&mut Config)>;
+
 /// What a test gateway is built from.
 pub struct Setup {
     map: String,
     nodes: Vec<SimConfig>,
     urls: Vec<(String, String)>,
-    tweak: Option<Box<dyn FnOnce(&mut Config)>>,
+    tweak: Option<Tweak>,
 }
 
 impl Setup {
