@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::proxy::{self, Gateway};
+use crate::proxy::{self, capacity, Gateway};
 use crate::tls;
 
 /// Runs the gateway for the map at `path` until SIGTERM/SIGINT.
@@ -17,6 +17,7 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         warn!("{warning}");
     }
+    raise_descriptor_limit();
     let config = Arc::new(loaded.config);
     let gw = &config.gateway;
     let server_tls = tls::load_server_config(&gw.tls_cert, &gw.tls_key)?;
@@ -28,4 +29,22 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
     let gateway = Gateway::new(Arc::clone(&config), server_tls, upstream_tls);
     proxy::serve(listener, gateway, shutdown).await?;
     Ok(())
+}
+
+/// Each session costs two descriptors, so the usual soft limit of 1024 would cap the
+/// gateway at ~500 sessions; the hard limit is what the operator actually granted.
+fn raise_descriptor_limit() {
+    match capacity::raise_nofile_limit() {
+        Ok(limit) => info!(
+            nofile = limit,
+            session_capacity = capacity::session_capacity(limit),
+            "open-file limit raised to the hard limit"
+        ),
+        Err(err) => warn!(
+            error = %err,
+            nofile = capacity::nofile_limit(),
+            session_capacity = capacity::session_capacity(capacity::nofile_limit()),
+            "cannot raise the open-file limit"
+        ),
+    }
 }

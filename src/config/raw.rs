@@ -20,6 +20,7 @@ pub(super) struct RawGateway {
     pub max_message_bytes: Option<Spanned<u64>>,
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub upstream_ca: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<u64>>,
 }
 
 /// One `[[node]]` as written.

@@ -37,6 +37,9 @@ pub struct Gateway {
     pub connect_timeout: Duration,
     /// Extra PEM roots trusted for `wss://` nodes, resolved against the map's directory.
     pub upstream_ca: Option<PathBuf>,
+    /// Most browser connections held at once; `None` = as many as the process's
+    /// descriptor limit allows (two descriptors per session).
+    pub max_connections: Option<usize>,
 }
 
 /// A `[[node]]`: one FreeSWITCH mod_verto profile.

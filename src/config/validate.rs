@@ -61,6 +61,7 @@ pub(super) fn gateway(
         r,
     );
     let max_message_bytes = message_size(&raw.max_message_bytes, r);
+    let max_connections = max_connections(raw.max_connections.as_ref(), r);
     let lines = GatewayLines {
         tls_cert: r.line(&raw.tls_cert.span()),
         upstream_ca: raw.upstream_ca.as_ref().map(|p| r.line(&p.span())),
@@ -77,6 +78,7 @@ pub(super) fn gateway(
         max_message_bytes,
         connect_timeout,
         upstream_ca,
+        max_connections,
     };
     (r.errors.len() == before).then_some((gateway, lines))
 }
@@ -132,6 +134,21 @@ fn timeout(
         }
         Some(ms) => Duration::from_millis(*ms.get_ref()),
         None => Duration::from_millis(default),
+    }
+}
+
+fn max_connections(value: Option<&Spanned<u64>>, r: &mut Report<'_>) -> Option<usize> {
+    let value = value?;
+    match usize::try_from(*value.get_ref()) {
+        Ok(0) | Err(_) => {
+            r.error(
+                Some(&value.span()),
+                Some(GATEWAY),
+                ConfigErrorKind::ZeroConnections,
+            );
+            None
+        }
+        Ok(n) => Some(n),
     }
 }
 

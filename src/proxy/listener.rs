@@ -1,7 +1,7 @@
 //! The accept loop and one browser connection up to the WebSocket upgrade.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -10,6 +10,7 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
+use super::capacity::{self, Admission};
 use super::session::{self, SessionCtx};
 use super::{upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
 
@@ -33,12 +35,25 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
-    info!(listen = %listener.local_addr()?, "gateway listening");
+    let mut admission = Admission::new(gateway.max_connections());
+    info!(
+        listen = %listener.local_addr()?,
+        max_connections = admission.max(),
+        "gateway listening"
+    );
+    let mut refused = RefusalLog::default();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(pair) => pair,
+                Err(err) if capacity::is_out_of_descriptors(&err) => {
+                    if !admission.shed_one(&listener).await {
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    }
+                    refused.note("out_of_descriptors", admission.in_use());
+                    continue;
+                }
                 Err(err) => {
                     warn!(error = %err, failure = "accept", "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -46,11 +61,19 @@ pub async fn serve(
                 }
             },
         };
+        let Some(permit) = admission.try_admit() else {
+            // Closing at once is the clean refusal: the client sees the connection
+            // end and retries, and the accept loop never blocks on a full table.
+            drop(tcp);
+            refused.note("at_capacity", admission.in_use());
+            continue;
+        };
         let span = tracing::info_span!("conn", %peer);
         let conn = Connection {
             gateway: Arc::clone(&gateway),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
+            permit: Mutex::new(Some(permit)),
         };
         tracker.spawn(conn.run(tcp).instrument(span));
     }
@@ -69,8 +92,39 @@ pub async fn serve(
     Ok(())
 }
 
+/// Logs refused connections at most once a second, with a count, so a flood of
+/// refusals cannot flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    since_last: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl RefusalLog {
+    fn note(&mut self, failure: &'static str, in_use: usize) {
+        self.since_last += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            warn!(
+                failure,
+                refused = self.since_last,
+                in_use,
+                "connection refused: gateway at capacity"
+            );
+            self.since_last = 0;
+            self.last = Some(now);
+        }
+    }
+}
+
 struct Connection {
     gateway: Arc<Gateway>,
+    /// The admission permit: moves into the session on upgrade, else is released
+    /// when the connection ends.
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -134,8 +188,10 @@ impl Connection {
             shutdown: self.shutdown.clone(),
         };
         let max = ctx.gateway.settings().max_message_bytes;
+        let permit = self.permit.lock().ok().and_then(|mut p| p.take());
         self.tracker.spawn(
             async move {
+                let _permit = permit;
                 match on_upgrade.await {
                     Ok(upgraded) => {
                         let io = TokioIo::new(upgraded);

@@ -3,6 +3,7 @@
 //!
 //! Policy (which node) comes from [`crate::routing`]; everything here is mechanism.
 
+pub mod capacity;
 mod close;
 mod io;
 mod listener;
@@ -75,6 +76,13 @@ impl Gateway {
     /// Replaces the map; sessions already routed stay where they are.
     pub fn replace_config(&self, config: Arc<Config>) {
         self.router.store(Arc::new(Router::new(config)));
+    }
+
+    /// Most browser connections held at once: the map's `max_connections`, else what
+    /// the current descriptor limit allows.
+    pub fn max_connections(&self) -> usize {
+        let configured = self.router.load().config().gateway.max_connections;
+        configured.unwrap_or_else(|| capacity::session_capacity(capacity::nofile_limit()))
     }
 
     /// The current per-connection limits.
