@@ -14,7 +14,8 @@
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
 //! - [`sim`]: a simulated mod_verto node that behaves like the real one on the wire.
-//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`).
+//! - [`bench`]: a Verto load generator (many browser sessions) for benchmarking.
+//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`, `bench`).
 //!
 //! # Data flow
 //! `TcpListener` → TLS ([`tls`]) → HTTP upgrade ([`proxy`]) → pre-login session
@@ -23,6 +24,7 @@
 //! relay pump until either side closes.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod commands;
 pub mod config;
 pub mod proxy;

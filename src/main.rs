@@ -64,7 +64,15 @@ enum Command {
         /// Users file (TOML).
         #[arg(long)]
         users: PathBuf,
+        /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
+    /// Load-test a Verto endpoint (the gateway, another proxy, or a node) like many browsers.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,10 +99,19 @@ fn main() -> ExitCode {
             listen,
             name,
             users,
+            tls_cert,
+            tls_key,
         } => run_async(async move {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(vertogw::tls::load_server_config(&cert, &key)?),
+                _ => None,
+            };
             let shutdown = commands::signals::shutdown_token();
-            commands::sim_node::run(listen, name, &users, shutdown).await
+            commands::sim_node::run(listen, name, &users, tls, shutdown).await
         }),
+        Command::Bench(args) => {
+            run_async(async move { commands::bench::run(args, &mut std::io::stdout()).await })
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -11,14 +12,18 @@ use crate::sim::{SimConfig, SimNode};
 
 /// Serves a simulated node on `listen` with the users of `users` (TOML, see
 /// `tests/fixtures/sim-users.toml`) until `shutdown` is cancelled, then closes every
-/// socket with 1000.
+/// socket with 1000. With `tls` the node serves `wss://`.
 pub async fn run(
     listen: SocketAddr,
     name: String,
     users: &Path,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let config = SimConfig::from_users_file(name, users)?;
+    let mut config = SimConfig::from_users_file(name, users)?;
+    if let Some(tls) = tls {
+        config = config.with_tls(tls);
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -45,6 +50,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             "sim".into(),
             Path::new("/nonexistent/sim-users.toml"),
+            None,
             CancellationToken::new(),
         )
         .await
@@ -67,6 +73,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             "sim".into(),
             users,
+            None,
             shutdown,
         )
         .await

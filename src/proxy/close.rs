@@ -140,7 +140,9 @@ where
 /// the peer reads it (e.g. after refusing an oversized message midway). Raw bytes, not
 /// frames: after an oversized frame the stream is not at a frame boundary.
 async fn drain<S: AsyncRead + Unpin>(io: &mut S) {
-    let mut buf = [0u8; 2048];
+    // On the heap: this runs once per session, and a buffer in the future would sit in
+    // every session's task allocation for its whole life.
+    let mut buf = vec![0u8; 2048];
     while let Ok(n) = io.read(&mut buf).await {
         if n == 0 {
             break;

@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::close::EndReason;
 use super::session::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::upstream::NodeSocket;
 use crate::verto;
 
-/// Local answers (to refused logins) queued towards the browser; tiny because a
-/// browser that floods logins is simply slowed down.
-const INJECT_QUEUE: usize = 4;
+/// The browser's sending half, shared by both directions: the node's messages and the
+/// gateway's own answers (to refused logins). An uncontended lock, not a channel, so an
+/// idle session holds no queue.
+type BrowserTx = Mutex<SplitSink<BrowserSocket, Message>>;
 
 /// Relays until either side ends; returns why and both sockets for the close
 /// handshake.
@@ -33,14 +34,14 @@ pub async fn run(
     partition: &str,
     summary: &mut Summary,
 ) -> (EndReason, Option<(BrowserSocket, NodeSocket)>) {
-    let (mut b_tx, mut b_rx) = browser.split();
+    let (b_tx, mut b_rx) = browser.split();
+    let b_tx = Mutex::new(b_tx);
     let (mut n_tx, mut n_rx) = node.split();
-    let (inject_tx, mut inject_rx) = mpsc::channel(INJECT_QUEUE);
     let up_bytes = AtomicU64::new(0);
     let down_bytes = AtomicU64::new(0);
     let reason = {
-        let up = pump_up(&mut b_rx, &mut n_tx, &inject_tx, ctx, partition, &up_bytes);
-        let down = pump_down(&mut n_rx, &mut b_tx, &mut inject_rx, &down_bytes);
+        let up = pump_up(&mut b_rx, &mut n_tx, &b_tx, ctx, partition, &up_bytes);
+        let down = pump_down(&mut n_rx, &b_tx, &down_bytes);
         tokio::select! {
             r = up => r,
             r = down => r,
@@ -51,7 +52,7 @@ pub async fn run(
     summary.bytes_down += down_bytes.load(Ordering::Relaxed);
     // Both halves come from the same socket, so reuniting cannot fail; should it
     // ever, dropping the halves still closes the TCP connections.
-    match (b_rx.reunite(b_tx), n_rx.reunite(n_tx)) {
+    match (b_rx.reunite(b_tx.into_inner()), n_rx.reunite(n_tx)) {
         (Ok(b), Ok(n)) => (reason, Some((b, n))),
         _ => (reason, None),
     }
@@ -60,7 +61,7 @@ pub async fn run(
 async fn pump_up(
     from: &mut SplitStream<BrowserSocket>,
     to: &mut SplitSink<NodeSocket, Message>,
-    inject: &mpsc::Sender<Utf8Bytes>,
+    browser: &BrowserTx,
     ctx: &SessionCtx,
     partition: &str,
     bytes: &AtomicU64,
@@ -72,7 +73,13 @@ async fn pump_up(
             Some(Ok(Message::Close(frame))) => return EndReason::BrowserClosed(frame),
             Some(Ok(Message::Text(text))) => {
                 if let Some(reply) = refuse_foreign_login(&text, ctx, partition) {
-                    if inject.send(reply.into()).await.is_err() {
+                    if browser
+                        .lock()
+                        .await
+                        .send(Message::text(reply))
+                        .await
+                        .is_err()
+                    {
                         return EndReason::BrowserGone;
                     }
                     continue;
@@ -111,24 +118,18 @@ fn refuse_foreign_login(text: &str, ctx: &SessionCtx, partition: &str) -> Option
 
 async fn pump_down(
     from: &mut SplitStream<NodeSocket>,
-    to: &mut SplitSink<BrowserSocket, Message>,
-    inject: &mut mpsc::Receiver<Utf8Bytes>,
+    to: &BrowserTx,
     bytes: &AtomicU64,
 ) -> EndReason {
     loop {
-        let msg = tokio::select! {
-            m = from.next() => match m {
-                None | Some(Err(_)) => return EndReason::NodeGone,
-                Some(Ok(Message::Close(frame))) => return EndReason::NodeClosed(frame),
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    bytes.fetch_add(m.len() as u64, Ordering::Relaxed);
-                    m
-                }
-                Some(Ok(_)) => continue,
-            },
-            Some(text) = inject.recv() => Message::Text(text),
+        let msg = match from.next().await {
+            None | Some(Err(_)) => return EndReason::NodeGone,
+            Some(Ok(Message::Close(frame))) => return EndReason::NodeClosed(frame),
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
+            Some(Ok(_)) => continue,
         };
-        if to.send(msg).await.is_err() {
+        bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
+        if to.lock().await.send(msg).await.is_err() {
             return EndReason::BrowserGone;
         }
     }

@@ -66,8 +66,10 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
         upstream: None,
         summary: &mut summary,
     };
+    // Boxed: the login phase's state (TLS and WebSocket handshakes to nodes) is large
+    // and must not stay in the task's allocation for the hours a session lives.
     let outcome = tokio::select! {
-        r = auth.drive(&mut browser) => r,
+        r = Box::pin(auth.drive(&mut browser)) => r,
         _ = tokio::time::sleep_until(ctx.deadline) => Err(EndReason::LoginTimeout),
         _ = ctx.shutdown.cancelled() => Err(EndReason::Shutdown),
     };
@@ -84,12 +86,12 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
             let (reason, legs) =
                 relay::run(browser, up.socket, &ctx, &partition, &mut summary).await;
             if let Some((browser, node)) = legs {
-                finish(browser, Some(node), &reason).await;
+                Box::pin(finish(browser, Some(node), &reason)).await;
             }
             reason
         }
         (Err(reason), up) => {
-            finish(browser, up.map(|u| u.socket), &reason).await;
+            Box::pin(finish(browser, up.map(|u| u.socket), &reason)).await;
             reason
         }
         (Ok(()), None) => EndReason::NodeGone,

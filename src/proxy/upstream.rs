@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use super::io::UpstreamIo;
@@ -30,9 +33,12 @@ pub enum ConnectError {
     /// The TLS handshake failed.
     #[error("tls handshake: {0}")]
     Tls(std::io::Error),
-    /// The WebSocket upgrade failed.
+    /// Reading or writing the upgrade failed.
     #[error("websocket upgrade: {0}")]
-    Upgrade(#[from] tokio_tungstenite::tungstenite::Error),
+    Io(std::io::Error),
+    /// The node's answer to the upgrade was not an acceptable `101`.
+    #[error("websocket upgrade: {0}")]
+    Handshake(String),
     /// TCP + TLS + upgrade took longer than the connect timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -44,7 +50,7 @@ impl ConnectError {
         match self {
             ConnectError::Tcp(_) => "refused",
             ConnectError::ServerName(_) | ConnectError::Tls(_) => "tls",
-            ConnectError::Upgrade(_) => "handshake",
+            ConnectError::Io(_) | ConnectError::Handshake(_) => "handshake",
             ConnectError::Timeout(_) => "timeout",
         }
     }
@@ -78,20 +84,118 @@ async fn connect_inner(url: &NodeUrl, tls: &Arc<ClientConfig>) -> Result<NodeSoc
     } else {
         UpstreamIo::Plain(tcp)
     };
-    let request = request_for(url)?;
-    let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(request, io, Some(ws_config::node())).await?;
-    Ok(socket)
+    upgrade(io, url).await
 }
 
-fn request_for(
-    url: &NodeUrl,
-) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ConnectError> {
+/// Largest HTTP response head accepted from a node (mod_verto's is ~130 bytes).
+const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+
+/// The client side of the WebSocket upgrade, by hand rather than tungstenite's: its
+/// handshake leaves a 4 KiB read buffer inside every node socket for the session's
+/// whole life, and mod_verto's answer is a fixed, tiny 101.
+async fn upgrade(mut io: UpstreamIo, url: &NodeUrl) -> Result<NodeSocket, ConnectError> {
+    let key = generate_key();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        path = url.path,
+        host = host_header(url),
+    );
+    io.write_all(request.as_bytes())
+        .await
+        .map_err(ConnectError::Io)?;
+    let mut head = Vec::with_capacity(512);
+    let end = loop {
+        if head.len() >= MAX_RESPONSE_HEAD {
+            return Err(ConnectError::Handshake("response head too long".into()));
+        }
+        let mut chunk = [0u8; 512];
+        let n = io.read(&mut chunk).await.map_err(ConnectError::Io)?;
+        if n == 0 {
+            return Err(ConnectError::Handshake(
+                "connection closed during upgrade".into(),
+            ));
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find_head_end(&head) {
+            break end;
+        }
+    };
+    check_response(&head[..end], &derive_accept_key(key.as_bytes()))?;
+    let leftover = head.split_off(end);
+    Ok(
+        WebSocketStream::from_partially_read(io, leftover, Role::Client, Some(ws_config::node()))
+            .await,
+    )
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Accepts a `101` whose `Sec-WebSocket-Accept` matches our key.
+fn check_response(head: &[u8], expected_accept: &str) -> Result<(), ConnectError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err(ConnectError::Handshake("malformed HTTP response".into())),
+    }
+    if response.code != Some(101) {
+        let code = response.code.unwrap_or(0);
+        return Err(ConnectError::Handshake(format!(
+            "HTTP {code} instead of 101"
+        )));
+    }
+    let accept = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+        .map(|h| h.value);
+    if accept != Some(expected_accept.as_bytes()) {
+        return Err(ConnectError::Handshake(
+            "wrong or missing Sec-WebSocket-Accept".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn host_header(url: &NodeUrl) -> String {
     let host = if url.host.contains(':') {
         format!("[{}]", url.host)
     } else {
         url.host.clone()
     };
-    let scheme = if url.secure { "wss" } else { "ws" };
-    Ok(format!("{scheme}://{host}:{}{}", url.port, url.path).into_client_request()?)
+    let default_port = if url.secure { 443 } else { 80 };
+    if url.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", url.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_101_with_the_right_accept_key_is_accepted() {
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let expected = derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert!(check_response(head, &expected).is_ok());
+        assert!(check_response(head, "other").is_err());
+    }
+
+    #[test]
+    fn a_400_is_a_handshake_error_naming_the_status() {
+        let head = b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let err = check_response(head, "x").unwrap_err();
+        assert!(err.to_string().contains("HTTP 400"), "{err}");
+    }
+
+    #[test]
+    fn the_head_ends_at_the_blank_line() {
+        assert_eq!(find_head_end(b"HTTP/1.1 101 x\r\n\r\n{"), Some(18));
+        assert_eq!(find_head_end(b"HTTP/1.1 101 x\r\n"), None);
+    }
 }

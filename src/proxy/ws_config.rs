@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub const NODE_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Initial read buffer per leg.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 256;
 
 /// Write buffer beyond which a write reports "buffer full" instead of growing: one
 /// maximal message plus slack, so one slow peer can pin at most this much.

@@ -1,0 +1,248 @@
+//! Reaching the target like a browser: TCP (no Nagle), TLS with an SNI name, then the
+//! WebSocket upgrade. The target URL is parsed and resolved once, up front.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{BenchError, ErrorKind};
+
+/// Initial WebSocket read buffer per session: small, so 10,000 sessions stay cheap.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Largest message accepted from the target.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How the bench trusts the target's certificate.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Exactly the certificates of this PEM text.
+    Pem(Vec<u8>),
+    /// Any certificate (signatures are still checked).
+    Insecure,
+}
+
+/// A parsed, resolved target.
+#[derive(Clone)]
+pub struct Target {
+    addr: SocketAddr,
+    host_header: String,
+    path: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    first_failure: Arc<[AtomicBool; 3]>,
+}
+
+/// A socket to the target, plain or TLS.
+pub enum BenchStream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A session's WebSocket.
+pub type Ws = WebSocketStream<BenchStream>;
+
+impl Target {
+    /// Parses `url` (`ws://` or `wss://`, loopback only), resolves it and builds the TLS
+    /// client config; `sni` overrides the name sent and verified.
+    pub async fn new(url: &str, trust: &Trust, sni: Option<&str>) -> Result<Target, BenchError> {
+        let bad = |why: &str| BenchError::Url(format!("{url}: {why}"));
+        let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        let secure = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            _ => return Err(bad("the scheme must be ws:// or wss://")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 80 });
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| bad(&format!("cannot resolve: {e}")))?
+            .find(|a| a.ip().is_loopback())
+            .ok_or_else(|| bad("the bench only targets loopback addresses (127.0.0.1, ::1)"))?;
+        let tls = match secure {
+            true => {
+                let name = sni.unwrap_or(host).to_owned();
+                let server_name = ServerName::try_from(name).map_err(|_| bad("bad SNI name"))?;
+                let connector = TlsConnector::from(client_config(trust)?);
+                Some((connector, server_name))
+            }
+            false => None,
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        Ok(Target {
+            addr,
+            host_header: authority.as_str().to_owned(),
+            path,
+            tls,
+            first_failure: Arc::default(),
+        })
+    }
+
+    /// TCP + TLS + upgrade, each failure mapped to its category.
+    pub async fn connect(&self) -> Result<Ws, ErrorKind> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| self.failed(ErrorKind::Connect, &e))?;
+        // Small request/reply messages: Nagle would add up to 40 ms per round trip.
+        tcp.set_nodelay(true)
+            .map_err(|e| self.failed(ErrorKind::Connect, &e))?;
+        let stream = match &self.tls {
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| self.failed(ErrorKind::Tls, &e))?;
+                BenchStream::Tls(Box::new(tls))
+            }
+            None => BenchStream::Plain(tcp),
+        };
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let uri = format!("{scheme}://{}{}", self.host_header, self.path);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(0)
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let (ws, _) = tokio_tungstenite::client_async_with_config(uri, stream, Some(config))
+            .await
+            .map_err(|e| self.failed(ErrorKind::Upgrade, &e))?;
+        Ok(ws)
+    }
+
+    /// Logs the first failure of each category with its cause (the rest are counted).
+    fn failed(&self, kind: ErrorKind, cause: &dyn std::fmt::Display) -> ErrorKind {
+        let slot = match kind {
+            ErrorKind::Connect => 0,
+            ErrorKind::Tls => 1,
+            _ => 2,
+        };
+        if !self.first_failure[slot].swap(true, Ordering::Relaxed) {
+            tracing::warn!(failure = ?kind, addr = %self.addr, "bench: first such failure: {cause}");
+        }
+        kind
+    }
+}
+
+fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, BenchError> {
+    let mut config = match trust {
+        Trust::Pem(pem) => (*crate::tls::client_config_trusting(pem)?).clone(),
+        Trust::Insecure => {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .map_err(|source| crate::tls::TlsError::Rustls {
+                    what: "bench client config".into(),
+                    source,
+                })?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Every session is a distinct browser: no resumption, a full handshake each time.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// `--insecure`: accepts any certificate, still checking handshake signatures.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl AsyncRead for BenchStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            BenchStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BenchStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            BenchStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            BenchStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            BenchStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `vertogw bench`: a Verto load generator that behaves like many browsers, to compare
+//! the gateway with other proxies and with a direct connection to a node.
+//!
+//! Every session connects (TCP, TLS with SNI, WebSocket upgrade), sends the empty
+//! `login` real clients start with, expects `-32000`, then logs in as
+//! `<user_start + i>@<domain>` and expects a `result`. The load is the node's `echo`
+//! method (`{"jsonrpc":"2.0","method":"echo","params":{"pad":"xx…"},"id":N}`; the
+//! node's users need `echo` in `allowed_methods`); a reply is matched by its `id`,
+//! server requests (`method`) are skipped and `verto.ping` is acknowledged.
+//!
+//! Modes: `steady` (open loop, `rate` requests/s per session, phases spread over one
+//! period), `throughput` (closed loop), `idle` (log in, hold, close) and `storm` (all
+//! sessions at once, optionally over steady background sessions).
+//!
+//! # JSON report (`--json`), one object, stable keys
+//! - `mode`, `url`, `sessions` (requested), `logged_in`, `payload_bytes`,
+//!   `rate_per_session` (steady; null otherwise).
+//! - `errors`: `{connect, tls, upgrade, login_rejected, timeout, closed, rpc_error}`;
+//!   each counts sessions that failed that way, except `rpc_error`, which counts
+//!   error replies to `echo`.
+//! - `duration_s`: the measured window (load window; idle: the hold; storm: first
+//!   connect → last login).
+//! - `requests`, `replies`, `replies_per_s` (= replies / `duration_s`).
+//! - `rtt_us`: `{count, p50, p90, p99, p999, max}` in µs, or null. Steady: from the
+//!   intended send time (lateness beyond the timer's 2 ms resolution is charged, so a
+//!   stalled generator or target cannot hide latency); throughput: send → reply.
+//! - `service_rtt_us`: steady only, actual send → reply.
+//! - `login_ms`: `{p50, p99, max}` (connect start → login accepted), or null.
+//! - `time_to_last_login_ms`: first connect → last successful login.
+//! - `background_sessions`, `background_rtt_us` (storm: the background sessions' RTT
+//!   during the storm window, from intended send time), `background_service_rtt_us`
+//!   (the same from actual send time: the difference is the generator's own lateness).
+//! - `watch`: one entry per `--watch-pid`: `{pid, cpu_s, cpu_pct, rss_kib_before,
+//!   rss_kib_after, rss_kib_end, hwm_kib, rss_kib_per_session, msgs_per_cpu_s}` over the
+//!   measured phase (idle: before connecting → all logged in; `rss_kib_end` at the end
+//!   of the hold). `rss_kib_per_session` divides by `logged_in`.
+//! - `nofile_limit`: the bench's own open-file limit after raising it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+mod connect;
+mod hist;
+mod modes;
+mod procfs;
+mod report;
+mod run;
+mod scan;
+mod session;
+
+#[cfg(test)]
+mod tests;
+
+pub use connect::Trust;
+pub use hist::{LoginSummary, Recorder, RttSummary, MAX_RECORDED_US};
+pub use modes::run;
+pub use procfs::{raise_nofile_limit, WatchReport};
+pub use report::Report;
+pub use scan::{scan, Kind, Scan};
+pub use session::{CLOSE_TIMEOUT, DRAIN_TIMEOUT, MAX_OUTSTANDING, TIMER_RESOLUTION};
+
+/// Largest `pad` an echo request may carry (the node refuses messages of 1,000,000 bytes).
+pub const MAX_PAYLOAD_BYTES: usize = 900_000;
+
+/// Most sessions one run may open.
+pub const MAX_SESSIONS: usize = 100_000;
+
+/// Longest load window or hold.
+pub const MAX_DURATION_S: f64 = 3600.0;
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The target URL is unusable.
+    #[error("--url {0}")]
+    Url(String),
+    /// A setting is out of bounds.
+    #[error("{0}")]
+    Invalid(String),
+    /// The trusted certificate could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// How a session failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// TCP connect failed.
+    Connect,
+    /// The TLS handshake failed.
+    Tls,
+    /// The WebSocket upgrade failed.
+    Upgrade,
+    /// A login got an unexpected answer.
+    LoginRejected,
+    /// Login or outstanding replies took too long.
+    Timeout,
+    /// The socket closed or broke.
+    Closed,
+}
+
+/// Failure counts by category (`errors` in the report).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ErrorCounts {
+    /// TCP connect failures.
+    pub connect: u64,
+    /// TLS handshake failures.
+    pub tls: u64,
+    /// WebSocket upgrade failures.
+    pub upgrade: u64,
+    /// Logins that got an unexpected answer.
+    pub login_rejected: u64,
+    /// Sessions that timed out logging in or waiting for replies.
+    pub timeout: u64,
+    /// Sessions whose socket closed or broke.
+    pub closed: u64,
+    /// Error replies to `echo`.
+    pub rpc_error: u64,
+}
+
+impl ErrorCounts {
+    /// Counts one failure.
+    pub fn add(&mut self, kind: ErrorKind) {
+        let slot = match kind {
+            ErrorKind::Connect => &mut self.connect,
+            ErrorKind::Tls => &mut self.tls,
+            ErrorKind::Upgrade => &mut self.upgrade,
+            ErrorKind::LoginRejected => &mut self.login_rejected,
+            ErrorKind::Timeout => &mut self.timeout,
+            ErrorKind::Closed => &mut self.closed,
+        };
+        *slot += 1;
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        self.connect += other.connect;
+        self.tls += other.tls;
+        self.upgrade += other.upgrade;
+        self.login_rejected += other.login_rejected;
+        self.timeout += other.timeout;
+        self.closed += other.closed;
+        self.rpc_error += other.rpc_error;
+    }
+
+    /// All failures.
+    pub fn total(&self) -> u64 {
+        self.connect
+            + self.tls
+            + self.upgrade
+            + self.login_rejected
+            + self.timeout
+            + self.closed
+            + self.rpc_error
+    }
+}
+
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Open loop at a fixed rate per session: RTT percentiles.
+    Steady,
+    /// Closed loop: messages per second.
+    Throughput,
+    /// Log in and hold: memory per idle session.
+    Idle,
+    /// All sessions at once: login latency (optionally over background load).
+    Storm,
+}
+
+impl Mode {
+    /// The mode's name on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Steady => "steady",
+            Mode::Throughput => "throughput",
+            Mode::Idle => "idle",
+            Mode::Storm => "storm",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        [Mode::Steady, Mode::Throughput, Mode::Idle, Mode::Storm]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mode {s:?}: steady, throughput, idle or storm"))
+    }
+}
+
+/// Everything a run needs (the command line, validated by [`BenchConfig::validate`]).
+/// No `Debug`: it holds the users' password.
+#[derive(Clone)]
+pub struct BenchConfig {
+    /// `ws://` or `wss://` URL of the target (loopback only).
+    pub url: String,
+    /// How the target's certificate is trusted.
+    pub trust: Trust,
+    /// SNI name (default: the URL's host).
+    pub sni: Option<String>,
+    /// What to measure.
+    pub mode: Mode,
+    /// Sessions (storm: the storm's sessions).
+    pub sessions: usize,
+    /// Requests per second per session (steady).
+    pub rate: f64,
+    /// Load window, seconds (steady, throughput).
+    pub duration_s: f64,
+    /// Hold time, seconds (idle).
+    pub hold_s: f64,
+    /// Bytes of `x` in each echo request's `pad`.
+    pub payload: usize,
+    /// Domain of every login.
+    pub domain: String,
+    /// First user number.
+    pub user_start: u64,
+    /// Password of every user.
+    pub password: String,
+    /// Sessions connecting at once (storm: all of them).
+    pub connect_concurrency: usize,
+    /// Bound on one session's connect + login, ms.
+    pub login_timeout_ms: u64,
+    /// Storm: steady sessions established before the storm.
+    pub background_sessions: usize,
+    /// Storm: requests per second per background session.
+    pub background_rate: f64,
+    /// Processes whose CPU and memory are reported.
+    pub watch: Vec<u32>,
+}
+
+impl BenchConfig {
+    /// Checks every bound; the error says which option to change.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |m: String| Err(BenchError::Invalid(m));
+        let total = self.sessions.saturating_add(self.background_sessions);
+        if self.sessions == 0 || total > MAX_SESSIONS {
+            return bad(format!(
+                "--sessions (+ --background-sessions) must be 1..={MAX_SESSIONS}"
+            ));
+        }
+        for (name, rate) in [
+            ("--rate", self.rate),
+            ("--background-rate", self.background_rate),
+        ] {
+            if !(rate > 0.0 && rate <= 100_000.0) {
+                return bad(format!("{name} must be > 0 and <= 100000 requests/s"));
+            }
+        }
+        for (name, secs) in [("--duration", self.duration_s), ("--hold", self.hold_s)] {
+            if !(secs > 0.0 && secs <= MAX_DURATION_S) {
+                return bad(format!(
+                    "{name} must be > 0 and <= {MAX_DURATION_S} seconds"
+                ));
+            }
+        }
+        if self.payload > MAX_PAYLOAD_BYTES {
+            return bad(format!("--payload must be <= {MAX_PAYLOAD_BYTES} bytes"));
+        }
+        if self.connect_concurrency == 0 {
+            return bad("--connect-concurrency must be at least 1".into());
+        }
+        if !(1..=600_000).contains(&self.login_timeout_ms) {
+            return bad("--login-timeout-ms must be 1..=600000".into());
+        }
+        if self.background_sessions > 0 && self.mode != Mode::Storm {
+            return bad("--background-sessions only applies to --mode storm".into());
+        }
+        Ok(())
+    }
+}

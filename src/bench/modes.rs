@@ -1,0 +1,332 @@
+//! The four modes as phases over session groups, with `--watch-pid` samples taken at
+//! the edges of each mode's measured phase.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::connect::Target;
+use super::hist::{LoginSummary, Recorder, RttSummary};
+use super::procfs::{self, ProcSample, WatchReport};
+use super::report::Report;
+use super::run::{Group, GroupSpec, Logins, Totals, Work};
+use super::session::{Proto, Sink, CLOSE_TIMEOUT, DRAIN_TIMEOUT};
+use super::{BenchConfig, BenchError, Mode};
+
+/// Delay between the last login and the first request, so every session is waiting.
+const START_LEAD: Duration = Duration::from_millis(50);
+
+/// Background sessions run this long before the storm starts.
+const STORM_WARMUP: Duration = Duration::from_secs(1);
+
+/// Slack on top of each bound when joining sessions.
+const JOIN_SLACK: Duration = Duration::from_secs(5);
+
+/// Runs the configured mode against the target and returns the report.
+pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    config.validate()?;
+    let target = Target::new(&config.url, &config.trust, config.sni.as_deref()).await?;
+    let mut request_prefix = br#"{"jsonrpc":"2.0","method":"echo","params":{"pad":""#.to_vec();
+    request_prefix.resize(request_prefix.len() + config.payload, b'x');
+    request_prefix.extend_from_slice(br#""},"id":"#);
+    let proto = Arc::new(Proto {
+        target,
+        domain: config.domain.clone(),
+        password: config.password.clone(),
+        user_start: config.user_start,
+        sessid_seed: sessid_seed(),
+        request_prefix: request_prefix.into(),
+        login_timeout: Duration::from_millis(config.login_timeout_ms),
+    });
+    tracing::info!(mode = %config.mode, url = %config.url, sessions = config.sessions, "bench: starting");
+    Ok(match config.mode {
+        Mode::Steady | Mode::Throughput => load(config, &proto).await,
+        Mode::Idle => idle(config, &proto).await,
+        Mode::Storm => storm(config, &proto).await,
+    })
+}
+
+fn sessid_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+fn sink(service: bool) -> Sink {
+    Sink {
+        rtt: Arc::new(Recorder::new()),
+        service: service.then(|| Arc::new(Recorder::new())),
+        gate: None,
+    }
+}
+
+/// The latest a group's logins can take: each session is bounded by the login timeout
+/// and they connect `concurrency` at a time.
+fn login_deadline(config: &BenchConfig, size: usize, concurrency: usize) -> Instant {
+    let waves = size.div_ceil(concurrency.max(1)) as u32;
+    let per = Duration::from_millis(config.login_timeout_ms);
+    Instant::now() + per.saturating_mul(waves.saturating_add(1)) + JOIN_SLACK
+}
+
+fn finish_deadline(from: Instant) -> Instant {
+    from + DRAIN_TIMEOUT + CLOSE_TIMEOUT + JOIN_SLACK
+}
+
+fn spawn(
+    proto: &Arc<Proto>,
+    config: &BenchConfig,
+    first: usize,
+    size: usize,
+    work: Work,
+    sink: Sink,
+) -> (Group, CancellationToken) {
+    let stop = CancellationToken::new();
+    let concurrency = match config.mode {
+        Mode::Storm => size,
+        _ => config.connect_concurrency,
+    };
+    let spec = GroupSpec {
+        first,
+        size,
+        concurrency,
+        work,
+        sink,
+        stop: stop.clone(),
+    };
+    (Group::spawn(proto, spec), stop)
+}
+
+async fn load(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
+    let duration = Duration::from_secs_f64(config.duration_s);
+    let steady = config.mode == Mode::Steady;
+    let work = match steady {
+        true => Work::Steady {
+            period: Duration::from_secs_f64(1.0 / config.rate),
+            duration,
+        },
+        false => Work::Closed { duration },
+    };
+    let sink = sink(steady);
+    let began = Instant::now();
+    let (mut group, _stop) = spawn(proto, config, 0, config.sessions, work, sink.clone());
+    let logins = group
+        .logins(login_deadline(
+            config,
+            config.sessions,
+            config.connect_concurrency,
+        ))
+        .await;
+    progress_logged_in(&logins, config.sessions, began);
+    let start = Instant::now() + START_LEAD;
+    group.start(start);
+    sleep_until(start).await;
+    let before = Watch::sample(&config.watch);
+    sleep_until(start + duration).await;
+    let after = Watch::sample(&config.watch);
+    let totals = group.finish(finish_deadline(start + duration)).await;
+    let mut report = base_report(config, &logins, began, &totals, duration);
+    report.rate_per_session = steady.then_some(config.rate);
+    report.rtt_us = RttSummary::of(&sink.rtt.merged());
+    report.service_rtt_us = sink.service.and_then(|s| RttSummary::of(&s.merged()));
+    report.watch = before.compare(&after, None, logins.ok, totals.replies);
+    report
+}
+
+async fn idle(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
+    let hold = Duration::from_secs_f64(config.hold_s);
+    let before = Watch::sample(&config.watch);
+    let began = Instant::now();
+    let work = Work::Hold { duration: hold };
+    let (mut group, _stop) = spawn(proto, config, 0, config.sessions, work, sink(false));
+    let logins = group
+        .logins(login_deadline(
+            config,
+            config.sessions,
+            config.connect_concurrency,
+        ))
+        .await;
+    progress_logged_in(&logins, config.sessions, began);
+    let after = Watch::sample(&config.watch);
+    let start = Instant::now();
+    group.start(start);
+    sleep_until(start + hold).await;
+    let end = Watch::sample(&config.watch);
+    let totals = group.finish(finish_deadline(start + hold)).await;
+    let mut report = base_report(config, &logins, began, &totals, hold);
+    report.watch = before.compare(&after, Some(&end), logins.ok, 0);
+    report
+}
+
+async fn storm(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
+    let background = config.background_sessions;
+    let gate = Arc::new(AtomicBool::new(false));
+    let bg_sink = Sink {
+        gate: Some(Arc::clone(&gate)),
+        ..sink(true)
+    };
+    let bg = match background {
+        0 => None,
+        n => Some(background_group(config, proto, n, bg_sink.clone()).await),
+    };
+    let before = Watch::sample(&config.watch);
+    gate.store(true, Ordering::Relaxed);
+    let began = Instant::now();
+    let (mut group, _stop) = spawn(
+        proto,
+        config,
+        background,
+        config.sessions,
+        Work::Close,
+        sink(false),
+    );
+    let logins = group.logins(login_deadline(config, 1, 1)).await;
+    let window_end = Instant::now();
+    gate.store(false, Ordering::Relaxed);
+    let after = Watch::sample(&config.watch);
+    progress_logged_in(&logins, config.sessions, began);
+    group.start(window_end);
+    let mut totals = group.finish(finish_deadline(window_end)).await;
+    if let Some((bg_group, stop)) = bg {
+        stop.cancel();
+        let bg_totals = bg_group.finish(finish_deadline(Instant::now())).await;
+        totals.errors.merge(&bg_totals.errors);
+    }
+    let window = window_end - began;
+    let mut report = base_report(config, &logins, began, &totals, window);
+    report.background_sessions = background;
+    report.background_rtt_us = RttSummary::of(&bg_sink.rtt.merged());
+    report.background_service_rtt_us = bg_sink.service.and_then(|s| RttSummary::of(&s.merged()));
+    report.watch = before.compare(&after, None, logins.ok, 0);
+    report
+}
+
+/// Establishes and starts the storm's background sessions; returns once they have run
+/// for [`STORM_WARMUP`].
+async fn background_group(
+    config: &BenchConfig,
+    proto: &Arc<Proto>,
+    n: usize,
+    sink: Sink,
+) -> (Group, CancellationToken) {
+    let period = Duration::from_secs_f64(1.0 / config.background_rate);
+    // Bounded even if the storm never ends: warmup + the storm's own login bound.
+    let cap = STORM_WARMUP
+        + Duration::from_millis(config.login_timeout_ms).saturating_mul(2)
+        + JOIN_SLACK;
+    let work = Work::Steady {
+        period,
+        duration: cap,
+    };
+    let stop = CancellationToken::new();
+    let spec = GroupSpec {
+        first: 0,
+        size: n,
+        concurrency: config.connect_concurrency,
+        work,
+        sink,
+        stop: stop.clone(),
+    };
+    let mut group = Group::spawn(proto, spec);
+    let began = Instant::now();
+    let logins = group
+        .logins(login_deadline(config, n, config.connect_concurrency))
+        .await;
+    tracing::info!(
+        logged_in = logins.ok,
+        of = n,
+        ms = began.elapsed().as_millis() as u64,
+        "bench: background sessions logged in"
+    );
+    group.start(Instant::now());
+    sleep(STORM_WARMUP).await;
+    (group, stop)
+}
+
+fn progress_logged_in(logins: &Logins, of: usize, began: Instant) {
+    tracing::info!(
+        logged_in = logins.ok,
+        of,
+        errors = logins.errors.total(),
+        ms = began.elapsed().as_millis() as u64,
+        "bench: logins done"
+    );
+}
+
+fn base_report(
+    config: &BenchConfig,
+    logins: &Logins,
+    began: Instant,
+    totals: &Totals,
+    window: Duration,
+) -> Report {
+    let mut errors = logins.errors;
+    errors.merge(&totals.errors);
+    let secs = window.as_secs_f64();
+    Report {
+        mode: config.mode.name(),
+        url: config.url.clone(),
+        sessions: config.sessions,
+        logged_in: logins.ok,
+        errors,
+        duration_s: secs,
+        rate_per_session: None,
+        payload_bytes: config.payload,
+        requests: totals.sent,
+        replies: totals.replies,
+        replies_per_s: if secs > 0.0 {
+            totals.replies as f64 / secs
+        } else {
+            0.0
+        },
+        rtt_us: None,
+        service_rtt_us: None,
+        login_ms: LoginSummary::of(&logins.latency),
+        time_to_last_login_ms: logins.last.map(|t| (t - began).as_secs_f64() * 1000.0),
+        background_sessions: 0,
+        background_rtt_us: None,
+        background_service_rtt_us: None,
+        watch: Vec::new(),
+        nofile_limit: None,
+    }
+}
+
+/// Samples of every watched process at one moment.
+struct Watch(Vec<(u32, Option<ProcSample>)>);
+
+impl Watch {
+    fn sample(pids: &[u32]) -> Watch {
+        Watch(pids.iter().map(|&pid| (pid, procfs::sample(pid))).collect())
+    }
+
+    fn compare(
+        &self,
+        after: &Watch,
+        end: Option<&Watch>,
+        sessions: usize,
+        messages: u64,
+    ) -> Vec<WatchReport> {
+        let ticks = procfs::clock_ticks_per_second();
+        let mut out = Vec::new();
+        for (i, (pid, before)) in self.0.iter().enumerate() {
+            let after_sample = after.0.get(i).and_then(|(_, s)| s.as_ref());
+            let end_sample = end.and_then(|e| e.0.get(i)).and_then(|(_, s)| s.as_ref());
+            match (before, after_sample) {
+                (Some(b), Some(a)) => out.push(WatchReport::compute(
+                    *pid,
+                    b,
+                    a,
+                    end_sample,
+                    sessions as u64,
+                    messages,
+                    ticks,
+                )),
+                _ => tracing::warn!(pid, "bench: cannot read /proc for the watched process"),
+            }
+        }
+        out
+    }
+}

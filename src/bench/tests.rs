@@ -1,0 +1,191 @@
+//! End-to-end runs of the bench against an in-process simulated node on 127.0.0.1:0.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::sim::{SimConfig, SimNode, SimUsers};
+
+/// Upper bound on any one run in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+async fn node(tls: bool) -> (SimNode, Trust) {
+    let users = SimUsers::new()
+        .with_range(1000..=1999, "1234", &["verto", "echo"])
+        .with_user("7000", "1234", &["verto"]);
+    let mut config = SimConfig::new("bench-sim", users);
+    config.client_ready_delay = Duration::from_millis(10);
+    let cert = crate::tls::self_signed(&["localhost"]).unwrap();
+    if tls {
+        let server = crate::tls::server_config_from_pem(
+            cert.cert_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+            "test",
+        )
+        .unwrap();
+        config = config.with_tls(server);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (
+        SimNode::spawn(listener, config).await,
+        Trust::Pem(cert.cert_pem.into_bytes()),
+    )
+}
+
+fn config(url: String, trust: Trust, mode: Mode, sessions: usize) -> BenchConfig {
+    BenchConfig {
+        url,
+        trust,
+        sni: Some("localhost".into()),
+        mode,
+        sessions,
+        rate: 20.0,
+        duration_s: 0.5,
+        hold_s: 0.2,
+        payload: 50,
+        domain: "bench.test".into(),
+        user_start: 1000,
+        password: "1234".into(),
+        connect_concurrency: 4,
+        login_timeout_ms: 5000,
+        background_sessions: 0,
+        background_rate: 20.0,
+        watch: vec![std::process::id()],
+    }
+}
+
+async fn bench(config: &BenchConfig) -> Report {
+    tokio::time::timeout(RUN_LIMIT, run(config))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn wss_url(node: &SimNode) -> String {
+    format!("wss://127.0.0.1:{}/", node.local_addr().port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_over_wss_measures_rtt_without_errors() {
+    let (node, trust) = node(true).await;
+    let r = bench(&config(wss_url(&node), trust, Mode::Steady, 6)).await;
+    assert_eq!(r.errors, ErrorCounts::default(), "{r}");
+    assert_eq!(r.logged_in, 6);
+    // 6 sessions × 20/s × 0.5 s, give or take a slot at the window's edges.
+    assert!((50..=66).contains(&r.requests), "{r}");
+    assert_eq!(r.requests, r.replies, "{r}");
+    let rtt = r.rtt_us.unwrap();
+    assert_eq!(rtt.count, r.replies);
+    assert!(r.service_rtt_us.unwrap().p50 <= rtt.p50);
+    assert_eq!(r.watch.len(), 1);
+    assert_eq!(r.watch[0].pid, std::process::id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_over_plain_ws_counts_replies_per_second() {
+    let (node, _) = node(false).await;
+    let url = format!("ws://{}/", node.local_addr());
+    let r = bench(&config(url, Trust::Insecure, Mode::Throughput, 4)).await;
+    assert_eq!(r.errors, ErrorCounts::default(), "{r}");
+    assert!(r.replies > 100, "{r}");
+    assert!(r.replies_per_s > 200.0, "{r}");
+    assert!(r.rtt_us.is_some() && r.service_rtt_us.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reports_memory_samples_and_login_times() {
+    let (node, trust) = node(true).await;
+    let r = bench(&config(wss_url(&node), trust, Mode::Idle, 5)).await;
+    assert_eq!((r.logged_in, r.errors.total()), (5, 0), "{r}");
+    assert!(r.time_to_last_login_ms.is_some() && r.login_ms.is_some());
+    assert!(r.watch[0].rss_kib_end.is_some());
+    assert_eq!(r.requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_with_background_reports_both_sides() {
+    let (node, _) = node(true).await;
+    let mut c = config(wss_url(&node), Trust::Insecure, Mode::Storm, 20);
+    c.background_sessions = 3;
+    c.background_rate = 200.0;
+    let r = bench(&c).await;
+    assert_eq!((r.logged_in, r.errors.total()), (20, 0), "{r}");
+    assert_eq!(r.background_sessions, 3);
+    assert!(r.time_to_last_login_ms.unwrap() > 0.0);
+    // The storm window may be too short to catch a background reply; when it does,
+    // every sample was recorded inside it.
+    if let Some(bg) = r.background_rtt_us {
+        assert!(bg.count > 0);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_counted_as_login_rejected() {
+    let (node, trust) = node(true).await;
+    let mut c = config(wss_url(&node), trust, Mode::Steady, 2);
+    c.password = "wrong".into();
+    let r = bench(&c).await;
+    assert_eq!((r.logged_in, r.errors.login_rejected), (0, 2), "{r}");
+    assert_eq!(r.requests, 0);
+}
+
+#[tokio::test]
+async fn users_without_echo_permission_show_up_as_rpc_errors() {
+    let (node, trust) = node(true).await;
+    let mut c = config(wss_url(&node), trust, Mode::Throughput, 1);
+    c.user_start = 7000;
+    let r = bench(&c).await;
+    assert_eq!(r.logged_in, 1, "{r}");
+    assert!(
+        r.errors.rpc_error > 0 && r.errors.rpc_error == r.replies,
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_tls_error_and_a_closed_port_a_connect_error() {
+    let (node, _) = node(true).await;
+    let other = crate::tls::self_signed(&["localhost"]).unwrap();
+    let c = config(
+        wss_url(&node),
+        Trust::Pem(other.cert_pem.into_bytes()),
+        Mode::Steady,
+        2,
+    );
+    assert_eq!(bench(&c).await.errors.tls, 2);
+    let port = node.local_addr().port();
+    drop(node);
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let r = bench(&config(url, Trust::Insecure, Mode::Steady, 2)).await;
+    assert_eq!(r.errors.connect, 2, "{r} (node was on {port})");
+}
+
+#[tokio::test]
+async fn non_loopback_targets_and_bad_settings_are_refused() {
+    let c = config(
+        "wss://192.0.2.1:8443/".into(),
+        Trust::Insecure,
+        Mode::Steady,
+        1,
+    );
+    assert!(matches!(run(&c).await, Err(BenchError::Url(_))));
+    let c = config("http://127.0.0.1/".into(), Trust::Insecure, Mode::Steady, 1);
+    assert!(matches!(run(&c).await, Err(BenchError::Url(_))));
+    let mut c = config("ws://127.0.0.1:1/".into(), Trust::Insecure, Mode::Steady, 1);
+    c.rate = 0.0;
+    assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+    c.rate = 1.0;
+    c.background_sessions = 1;
+    assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+}
+
+#[test]
+fn modes_parse_from_their_names() {
+    for m in [Mode::Steady, Mode::Throughput, Mode::Idle, Mode::Storm] {
+        assert_eq!(m.name().parse::<Mode>(), Ok(m));
+    }
+    assert!("fast".parse::<Mode>().is_err());
+}
