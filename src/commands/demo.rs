@@ -47,8 +47,7 @@ pub async fn run() -> anyhow::Result<()> {
         );
         nodes.push(SimNode::spawn(listener, SimConfig::new(node.name.clone(), users)).await);
     }
-    let listener = TcpListener::bind(config.gateway.listen)
-        .await
+    let listener = proxy::bind_one(config.gateway.listen)
         .with_context(|| format!("cannot listen on {}", config.gateway.listen))?;
     print_banner(&config, &cert_path);
     let gateway = Gateway::new(Arc::clone(&config), server_tls, tls::client_config(None)?);

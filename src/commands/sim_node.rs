@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::sim::{SimConfig, SimNode};
@@ -24,9 +23,8 @@ pub async fn run(
     if let Some(tls) = tls {
         config = config.with_tls(tls);
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        crate::proxy::bind_one(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let node = SimNode::spawn(listener, config).await;
     tracing::info!(
         node = node.name(),

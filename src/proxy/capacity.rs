@@ -2,7 +2,7 @@
 //! the accept loop refuses the ones beyond it without failing or stalling.
 
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -40,7 +40,7 @@ pub struct Admission {
     // Held open so that, when accept() fails with EMFILE, closing it frees exactly one
     // descriptor: enough to accept the pending connection and close it at once,
     // instead of leaving it in the backlog where the loop would spin on it.
-    reserve: Option<File>,
+    reserve: Mutex<Option<File>>,
 }
 
 impl Admission {
@@ -49,7 +49,7 @@ impl Admission {
         Admission {
             permits: Arc::new(Semaphore::new(max)),
             max,
-            reserve: open_reserve(),
+            reserve: Mutex::new(open_reserve()),
         }
     }
 
@@ -71,13 +71,16 @@ impl Admission {
     /// After accept() failed for lack of descriptors: accept one pending connection
     /// with the reserve descriptor and close it, so the peer is refused at once.
     /// Returns whether a connection was shed.
-    pub async fn shed_one(&mut self, listener: &TcpListener) -> bool {
-        self.reserve = None;
+    pub fn shed_one(&self, listener: &TcpListener) -> bool {
+        let Ok(mut reserve) = self.reserve.lock() else {
+            return false;
+        };
+        *reserve = None;
         let shed = matches!(
             futures_util::FutureExt::now_or_never(listener.accept()),
             Some(Ok(_))
         );
-        self.reserve = open_reserve();
+        *reserve = open_reserve();
         shed
     }
 }

@@ -34,8 +34,19 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let admission = Arc::new(Admission::new(gateway.max_connections()));
+    serve_shard(listener, gateway, shutdown, admission).await
+}
+
+/// One accept loop of possibly several sharing `admission` (one per thread, each on
+/// its own `SO_REUSEPORT` listener); otherwise as [`serve`].
+pub async fn serve_shard(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    admission: Arc<Admission>,
+) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
-    let mut admission = Admission::new(gateway.max_connections());
     info!(
         listen = %listener.local_addr()?,
         max_connections = admission.max(),
@@ -48,7 +59,7 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok(pair) => pair,
                 Err(err) if capacity::is_out_of_descriptors(&err) => {
-                    if !admission.shed_one(&listener).await {
+                    if !admission.shed_one(&listener) {
                         tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                     }
                     refused.note("out_of_descriptors", admission.in_use());

@@ -9,6 +9,7 @@ mod io;
 mod listener;
 mod relay;
 mod session;
+pub mod shards;
 mod tcp;
 pub mod upgrade;
 mod upstream;
@@ -21,7 +22,8 @@ use arc_swap::ArcSwap;
 use rustls::{ClientConfig, ServerConfig};
 
 pub use close::{EndReason, BAD_GATEWAY};
-pub use listener::serve;
+pub use listener::{serve, serve_shard};
+pub use shards::{bind, bind_one, serve_sharded, LISTEN_BACKLOG};
 
 use crate::config::Config;
 use crate::routing::Router;

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Summarises a bench/run.sh results directory as Markdown tables: per scenario, per
+target, the median over repetitions with the min-max range. Python 3 stdlib only.
+
+    bench/summarise.py RESULTS_DIR                 # print the tables
+    bench/summarise.py RESULTS_DIR --fill FILE     # also replace the block between
+                                                   # <!-- bench:results:begin/end --> in FILE
+    bench/summarise.py --one-line RUN.json         # one line about one run
+
+Each run is RESULTS_DIR/<variant>.<target>.r<rep>.json (the generator's --json output)
+with a .meta.json sidecar written by run.sh (target, pids of the measured process(es)
+and of the node, exit code). Process numbers are summed over the measured pids: the
+proxy (nginx: its workers), or for `direct` the node that terminates TLS itself.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+TARGET_ORDER = ["direct", "vertogw", "haproxy", "nginx"]
+BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+
+
+# ------------------------------------------------------------------ reading one run
+def dig(d, *paths):
+    """The first of the dotted `paths` present in `d` (None when none is)."""
+    for path in paths:
+        cur = d
+        for key in path.split("."):
+            if isinstance(cur, dict) and key in cur:
+                cur = cur[key]
+            else:
+                cur = None
+                break
+        if cur is not None:
+            return cur
+    return None
+
+
+def as_count(v):
+    """An error count: a number, or a {category: count} map, or a list of errors."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, dict):
+        return sum(as_count(x) or 0 for x in v.values())
+    if isinstance(v, list):
+        return sum(as_count(x) or 1 if not isinstance(x, (int, float)) else x for x in v)
+    return None
+
+
+def watched(result):
+    """Per-pid process stats as {pid: stats}, whatever shape the generator used."""
+    raw = dig(result, "watch", "watched", "processes", "pids", "watch_pids", "procs")
+    out = {}
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            if isinstance(v, dict):
+                pid = v.get("pid", k)
+                try:
+                    out[int(pid)] = v
+                except (TypeError, ValueError):
+                    pass
+    elif isinstance(raw, list):
+        for v in raw:
+            if isinstance(v, dict) and "pid" in v:
+                out[int(v["pid"])] = v
+    return out
+
+
+def proc_totals(result, pids, sessions):
+    """CPU and memory of a group of pids, summed (msgs/CPU-s combined harmonically)."""
+    stats = watched(result)
+    group = [stats[p] for p in pids if p in stats]
+    if not group:
+        return {}
+
+    def total(key):
+        vals = [g.get(key) for g in group]
+        return sum(vals) if vals and all(isinstance(v, (int, float)) for v in vals) else None
+
+    out = {
+        "cpu_s": total("cpu_s"),
+        "cpu_pct": total("cpu_pct"),
+        "rss_before": total("rss_kib_before"),
+        "rss_after": total("rss_kib_after"),
+        "rss_end": total("rss_kib_end"),
+        "hwm": total("hwm_kib"),
+        "rss_per_session": total("rss_kib_per_session"),
+    }
+    per_cpu = [g.get("msgs_per_cpu_s") for g in group]
+    if per_cpu and all(isinstance(v, (int, float)) and v > 0 for v in per_cpu):
+        out["msgs_per_cpu_s"] = 1.0 / sum(1.0 / v for v in per_cpu)
+    if out["rss_per_session"] is None and sessions and None not in (out["rss_before"], out["rss_after"]):
+        out["rss_per_session"] = (out["rss_after"] - out["rss_before"]) / sessions
+    return out
+
+
+def metrics(result, meta):
+    """The numbers the tables show, from one generator result and its sidecar."""
+    sessions = dig(result, "sessions", "config.sessions", "params.sessions", "logged_in")
+    m = {
+        "p50_ms": us_to_ms(dig(result, "rtt_us.p50", "rtt.p50_us")),
+        "p99_ms": us_to_ms(dig(result, "rtt_us.p99", "rtt.p99_us")),
+        "replies_per_s": dig(result, "replies_per_s", "throughput.replies_per_s", "msgs_per_s"),
+        "last_login_ms": dig(result, "time_to_last_login_ms", "storm.time_to_last_login_ms",
+                             "login.time_to_last_login_ms"),
+        "errors": as_count(dig(result, "errors", "error_count", "errors_total")),
+        "logged_in": dig(result, "logged_in", "logins_ok", "sessions_logged_in"),
+        "sessions": sessions,
+        "bg_p99_ms": us_to_ms(dig(result, "background.rtt_us.p99", "background_rtt_us.p99",
+                                  "background.rtt.p99_us")),
+        "service_p99_ms": us_to_ms(dig(result, "service_rtt_us.p99")),
+        "bg_p50_ms": us_to_ms(dig(result, "background.rtt_us.p50", "background_rtt_us.p50")),
+    }
+    if meta:
+        m["listen_overflows"] = meta.get("listen_overflows")
+        proxy = proc_totals(result, meta.get("proxy_pids", []), sessions)
+        node = proc_totals(result, meta.get("node_pids", []), sessions)
+        for k, v in proxy.items():
+            m["proxy_" + k] = v
+        for k, v in node.items():
+            m["node_" + k] = v
+    return m
+
+
+def us_to_ms(v):
+    return v / 1000.0 if isinstance(v, (int, float)) else None
+
+
+def load_runs(results_dir):
+    """[(variant, target, rep, metrics, meta)] for every run file in the directory."""
+    runs = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
+        name = os.path.basename(path)
+        match = re.fullmatch(r"(.+)\.([a-z]+)\.r(\d+)\.json", name)
+        if not match:
+            continue
+        variant, target, rep = match.group(1), match.group(2), int(match.group(3))
+        meta = read_json(path[: -len(".json")] + ".meta.json") or {}
+        result = read_json(path)
+        if meta.get("exit_code", 0) != 0 or not isinstance(result, dict):
+            runs.append((variant, target, rep, None, meta))
+        else:
+            runs.append((variant, target, rep, metrics(result, meta), meta))
+    return runs
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------ formatting
+def fmt_num(v, digits):
+    if v is None:
+        return "—"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def cell(values, digits=1):
+    """median (min–max) of the non-missing values; '—' when there are none."""
+    vals = [v for v in values if isinstance(v, (int, float))]
+    if not vals:
+        return "—"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return fmt_num(med, digits)
+    return f"{fmt_num(med, digits)} ({fmt_num(min(vals), digits)}–{fmt_num(max(vals), digits)})"
+
+
+def table(runs, variant, columns):
+    """One Markdown table: a row per target, a column per (title, key, digits)."""
+    by_target = {}
+    failed = {}
+    for v, t, _, m, _ in runs:
+        if v != variant:
+            continue
+        if m is None:
+            failed[t] = failed.get(t, 0) + 1
+        else:
+            by_target.setdefault(t, []).append(m)
+    targets = [t for t in TARGET_ORDER if t in by_target or t in failed]
+    if not targets:
+        return None
+    lines = ["| target | runs | " + " | ".join(c[0] for c in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for t in targets:
+        ms = by_target.get(t, [])
+        n = f"{len(ms)}" + (f" (+{failed[t]} failed)" if t in failed else "")
+        cells = [cell([m.get(key) for m in ms], digits) for _, key, digits in columns]
+        lines.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+SECTIONS = [
+    ("steady", "Steady load: RTT of `echo` round trips through the target", [
+        ("RTT p50 ms", "p50_ms", 2), ("RTT p99 ms", "p99_ms", 2),
+        ("service RTT p99 ms", "service_p99_ms", 2), ("replies/s", "replies_per_s", 0), ("errors", "errors", 0),
+        ("proxy CPU %", "proxy_cpu_pct", 0)]),
+    ("throughput", "Throughput: closed loop, as fast as the target allows", [
+        ("messages/s", "replies_per_s", 0), ("proxy CPU %", "proxy_cpu_pct", 0),
+        ("messages per proxy CPU-s", "proxy_msgs_per_cpu_s", 0),
+        ("node CPU %", "node_cpu_pct", 0), ("RTT p99 ms", "p99_ms", 2), ("errors", "errors", 0)]),
+    ("idle-*", "Idle memory: logged-in sessions held", [
+        ("sessions", "sessions", 0), ("proxy RSS before MiB", "proxy_rss_before_mib", 1),
+        ("proxy RSS all logged in MiB", "proxy_rss_after_mib", 1),
+        ("KiB per session", "proxy_rss_per_session", 1),
+        ("time to last login ms", "last_login_ms", 0), ("errors", "errors", 0)]),
+    ("storm", "Login storm: all sessions at once", [
+        ("sessions", "sessions", 0), ("time to last login ms", "last_login_ms", 0),
+        ("logged in", "logged_in", 0), ("errors", "errors", 0), ("proxy CPU %", "proxy_cpu_pct", 0),
+        ("listen overflows", "listen_overflows", 0)]),
+    ("storm-load", "Login storm under load: background RTT during the storm", [
+        ("background RTT p50 ms", "bg_p50_ms", 2), ("background RTT p99 ms", "bg_p99_ms", 2),
+        ("storm: time to last login ms", "last_login_ms", 0), ("errors", "errors", 0),
+        ("listen overflows", "listen_overflows", 0)]),
+]
+
+
+def derive(runs):
+    for _, _, _, m, _ in runs:
+        if m is None:
+            continue
+        for k in ("before", "after", "end", "hwm"):
+            v = m.get(f"proxy_{k}" if k == "hwm" else f"proxy_rss_{k}")
+            m[f"proxy_rss_{k}_mib"] = v / 1024.0 if isinstance(v, (int, float)) else None
+
+
+def read_env(results_dir):
+    env = {}
+    try:
+        with open(os.path.join(results_dir, "env.txt")) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.rstrip("\n").split("=", 1)
+                    env[k] = v
+    except OSError:
+        pass
+    return env
+
+
+def render(results_dir):
+    runs = load_runs(results_dir)
+    derive(runs)
+    env = read_env(results_dir)
+    out = []
+    if env:
+        out.append(f"Run `{env.get('stamp', '?')}`: `{env.get('command', '')}`  ")
+        out.append(f"Machine: {env.get('nproc', '?')} CPUs ({env.get('cpu', '?')}), "
+                   f"{env.get('ram', '?')} RAM, {env.get('kernel', '?')}, {env.get('os', '?')}; "
+                   f"open files {env.get('nofile', '?')}, somaxconn {env.get('somaxconn', '?')}  ")
+        out.append(f"Software: vertogw {env.get('vertogw', '?')}, HAProxy {env.get('haproxy', '?')}, "
+                   f"nginx {env.get('nginx', '?')}, {env.get('openssl', '?')}  ")
+        out.append(f"Parameters: {env.get('params', '?')}")
+        out.append("")
+    out.append("Cells: median over repetitions (min–max). \"proxy\" = the process(es) terminating "
+               "wss: vertogw, haproxy, nginx's workers summed; for `direct`, the TLS node itself. "
+               "RTT: steady from the intended send time (service RTT: actual send → reply). "
+               "Listen overflows: the machine-wide TcpExt counter's increase during the run "
+               "(accept queue full: the SYN is dropped and retried after ≥ 1 s).")
+    variants = sorted({v for v, *_ in runs})
+    for key, title, cols in SECTIONS:
+        matching = [v for v in variants if (v.startswith("idle-") if key == "idle-*" else v == key)]
+        for variant in sorted(matching, key=lambda v: int(v.split("-")[1]) if v.startswith("idle-") else 0):
+            t = table(runs, variant, cols)
+            if t:
+                suffix = f" ({int(variant.split('-')[1]):,} sessions)" if variant.startswith("idle-") else ""
+                out += ["", f"### {title}{suffix}", "", t]
+    if not runs:
+        out += ["", "_No runs found._"]
+    return "\n".join(out) + "\n"
+
+
+def fill(doc_path, text):
+    with open(doc_path) as f:
+        doc = f.read()
+    start, end = doc.find(BEGIN), doc.find(END)
+    if start < 0 or end < start:
+        sys.exit(f"{doc_path}: no {BEGIN} … {END} block to fill")
+    doc = doc[: start + len(BEGIN)] + "\n" + text + doc[end:]
+    with open(doc_path, "w") as f:
+        f.write(doc)
+
+
+def one_line(path):
+    result = read_json(path)
+    if not isinstance(result, dict):
+        return "no JSON"
+    m = metrics(result, read_json(path[: -len(".json")] + ".meta.json"))
+    parts = []
+    if m["p50_ms"] is not None:
+        parts.append(f"rtt p50 {m['p50_ms']:.2f} ms p99 {m['p99_ms'] or 0:.2f} ms")
+    if m["replies_per_s"]:
+        parts.append(f"{m['replies_per_s']:,.0f} replies/s")
+    if m["last_login_ms"] is not None:
+        parts.append(f"last login {m['last_login_ms']:,.0f} ms")
+    if m["bg_p99_ms"] is not None:
+        parts.append(f"bg p99 {m['bg_p99_ms']:.2f} ms")
+    if m.get("proxy_cpu_pct") is not None:
+        parts.append(f"proxy cpu {m['proxy_cpu_pct']:.0f}%")
+    if m.get("proxy_rss_per_session") is not None and result.get("mode") in ("idle", "storm"):
+        parts.append(f"{m['proxy_rss_per_session']:.1f} KiB/session")
+    errors = result.get("errors")
+    detail = ""
+    if isinstance(errors, dict) and m["errors"]:
+        detail = " (" + ", ".join(f"{k} {v}" for k, v in errors.items() if v) + ")"
+    parts.append(f"errors {m['errors'] if m['errors'] is not None else '?'}{detail}")
+    return ", ".join(parts)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results_dir", nargs="?")
+    p.add_argument("--fill", metavar="FILE", help="replace the results block of FILE")
+    p.add_argument("--one-line", metavar="RUN_JSON", help="summarise one run in one line")
+    args = p.parse_args()
+    if args.one_line:
+        print(one_line(args.one_line))
+        return
+    if not args.results_dir:
+        p.error("RESULTS_DIR is required")
+    text = render(args.results_dir)
+    if args.fill:
+        fill(args.fill, text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
