@@ -1,98 +1,207 @@
 //! The relay pump after login: frames flow both ways untouched; the only inspection is
 //! a byte scan for `"login"` so a login for another partition can be refused.
 //!
-//! Backpressure policy: nothing is queued between the legs. Each direction forwards one
-//! message at a time and reads the next only when the previous one was handed to the
-//! other leg's socket, so a slow reader stalls its own sender (through TCP flow
+//! Backpressure policy: nothing is queued between the legs. Each direction holds at most
+//! one message in flight and reads the next only once the previous one was handed to
+//! the other leg's socket, so a slow reader stalls its own sender (through TCP flow
 //! control) and never grows the gateway's memory beyond one message plus a bounded
-//! write buffer per direction. The two directions are independent, so a peer blocked
-//! on writing can never deadlock the other direction.
+//! write buffer per direction. The two directions progress independently, so a peer
+//! blocked on writing can never deadlock the other direction.
+//!
+//! The pump is one hand-written future over both sockets rather than two tasks or
+//! split halves: an idle session then holds no locks, channels or second copies of
+//! its sockets, which is most of what a session costs (docs/performance.md).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::Message;
+use futures_util::{Sink, Stream};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::close::EndReason;
 use super::session::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::upstream::NodeSocket;
 use crate::verto;
 
-/// The browser's sending half, shared by both directions: the node's messages and the
-/// gateway's own answers (to refused logins). An uncontended lock, not a channel, so an
-/// idle session holds no queue.
-type BrowserTx = Mutex<SplitSink<BrowserSocket, Message>>;
-
-/// Relays until either side ends; returns why and both sockets for the close
-/// handshake.
+/// Relays until either side ends or the gateway shuts down; returns why.
 pub async fn run(
-    browser: BrowserSocket,
-    node: NodeSocket,
+    browser: &mut BrowserSocket,
+    node: &mut NodeSocket,
     ctx: &SessionCtx,
     partition: &str,
     summary: &mut Summary,
-) -> (EndReason, Option<(BrowserSocket, NodeSocket)>) {
-    let (b_tx, mut b_rx) = browser.split();
-    let b_tx = Mutex::new(b_tx);
-    let (mut n_tx, mut n_rx) = node.split();
-    let up_bytes = AtomicU64::new(0);
-    let down_bytes = AtomicU64::new(0);
-    let reason = {
-        let up = pump_up(&mut b_rx, &mut n_tx, &b_tx, ctx, partition, &up_bytes);
-        let down = pump_down(&mut n_rx, &b_tx, &down_bytes);
-        tokio::select! {
-            r = up => r,
-            r = down => r,
-            _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
-        }
+) -> EndReason {
+    let mut pump = Pump {
+        browser,
+        node,
+        ctx,
+        partition,
+        to_node: None,
+        to_browser: None,
+        local: None,
+        flush_node: false,
+        flush_browser: false,
+        bytes_up: 0,
+        bytes_down: 0,
     };
-    summary.bytes_up += up_bytes.load(Ordering::Relaxed);
-    summary.bytes_down += down_bytes.load(Ordering::Relaxed);
-    // Both halves come from the same socket, so reuniting cannot fail; should it
-    // ever, dropping the halves still closes the TCP connections.
-    match (b_rx.reunite(b_tx.into_inner()), n_rx.reunite(n_tx)) {
-        (Ok(b), Ok(n)) => (reason, Some((b, n))),
-        _ => (reason, None),
+    let reason = tokio::select! {
+        r = &mut pump => r,
+        _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
+    };
+    summary.bytes_up += pump.bytes_up;
+    summary.bytes_down += pump.bytes_down;
+    reason
+}
+
+/// Both directions of one session.
+struct Pump<'a> {
+    browser: &'a mut BrowserSocket,
+    node: &'a mut NodeSocket,
+    ctx: &'a SessionCtx,
+    partition: &'a str,
+    /// A browser message waiting for the node's socket.
+    to_node: Option<Message>,
+    /// A node message waiting for the browser's socket.
+    to_browser: Option<Message>,
+    /// The gateway's own answer waiting for the browser's socket.
+    local: Option<Message>,
+    flush_node: bool,
+    flush_browser: bool,
+    bytes_up: u64,
+    bytes_down: u64,
+}
+
+/// Hands `slot`'s message to `sink` and flushes; `Err(())` when the sink failed.
+fn deliver<S>(
+    sink: &mut S,
+    slot: &mut Option<Message>,
+    flush: &mut bool,
+    cx: &mut Context<'_>,
+    progress: &mut bool,
+) -> Result<(), ()>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    if slot.is_some() {
+        match Pin::new(&mut *sink).poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                if let Some(msg) = slot.take() {
+                    Pin::new(&mut *sink).start_send(msg).map_err(|_| ())?;
+                    *flush = true;
+                    *progress = true;
+                }
+            }
+            Poll::Ready(Err(_)) => return Err(()),
+            Poll::Pending => {}
+        }
+    }
+    if *flush {
+        match Pin::new(&mut *sink).poll_flush(cx) {
+            Poll::Ready(Ok(())) => *flush = false,
+            Poll::Ready(Err(_)) => return Err(()),
+            Poll::Pending => {}
+        }
+    }
+    Ok(())
+}
+
+impl Pump<'_> {
+    /// Reads the browser's next message into a slot; `Some` when the session ends.
+    fn read_browser(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
+        let msg = match ready!(Pin::new(&mut *self.browser).poll_next(cx)) {
+            None => return Poll::Ready(Some(EndReason::BrowserGone)),
+            Some(Err(e)) => return Poll::Ready(Some(browser_read_end(Some(e)))),
+            Some(Ok(msg)) => msg,
+        };
+        match msg {
+            Message::Close(frame) => return Poll::Ready(Some(EndReason::BrowserClosed(frame))),
+            Message::Text(text) => match refuse_foreign_login(&text, self.ctx, self.partition) {
+                Some(reply) => self.local = Some(Message::text(reply)),
+                None => {
+                    self.bytes_up += text.len() as u64;
+                    self.to_node = Some(Message::Text(text));
+                }
+            },
+            Message::Binary(bytes) => {
+                self.bytes_up += bytes.len() as u64;
+                self.to_node = Some(Message::Binary(bytes));
+            }
+            // Browser pings are answered by tungstenite and never reach the node.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        Poll::Ready(None)
+    }
+
+    /// Reads the node's next message into a slot; `Some` when the session ends.
+    fn read_node(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
+        match ready!(Pin::new(&mut *self.node).poll_next(cx)) {
+            None | Some(Err(_)) => Poll::Ready(Some(EndReason::NodeGone)),
+            Some(Ok(Message::Close(frame))) => Poll::Ready(Some(EndReason::NodeClosed(frame))),
+            Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                self.bytes_down += msg.len() as u64;
+                self.to_browser = Some(msg);
+                Poll::Ready(None)
+            }
+            Some(Ok(_)) => Poll::Ready(None),
+        }
     }
 }
 
-async fn pump_up(
-    from: &mut SplitStream<BrowserSocket>,
-    to: &mut SplitSink<NodeSocket, Message>,
-    browser: &BrowserTx,
-    ctx: &SessionCtx,
-    partition: &str,
-    bytes: &AtomicU64,
-) -> EndReason {
-    loop {
-        let msg = match from.next().await {
-            None => return EndReason::BrowserGone,
-            Some(Err(e)) => return browser_read_end(Some(e)),
-            Some(Ok(Message::Close(frame))) => return EndReason::BrowserClosed(frame),
-            Some(Ok(Message::Text(text))) => {
-                if let Some(reply) = refuse_foreign_login(&text, ctx, partition) {
-                    if browser
-                        .lock()
-                        .await
-                        .send(Message::text(reply))
-                        .await
-                        .is_err()
-                    {
-                        return EndReason::BrowserGone;
-                    }
-                    continue;
-                }
-                Message::Text(text)
+impl Future for Pump<'_> {
+    type Output = EndReason;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<EndReason> {
+        let this = &mut *self;
+        loop {
+            let mut progress = false;
+            if deliver(
+                this.node,
+                &mut this.to_node,
+                &mut this.flush_node,
+                cx,
+                &mut progress,
+            )
+            .is_err()
+            {
+                return Poll::Ready(EndReason::NodeGone);
             }
-            Some(Ok(m @ Message::Binary(_))) => m,
-            // Browser pings are answered by tungstenite and never reach the node.
-            Some(Ok(_)) => continue,
-        };
-        bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
-        if to.send(msg).await.is_err() {
-            return EndReason::NodeGone;
+            // The gateway's own answers go first, then the node's messages.
+            let slot = if this.local.is_some() {
+                &mut this.local
+            } else {
+                &mut this.to_browser
+            };
+            if deliver(
+                this.browser,
+                slot,
+                &mut this.flush_browser,
+                cx,
+                &mut progress,
+            )
+            .is_err()
+            {
+                return Poll::Ready(EndReason::BrowserGone);
+            }
+            if this.to_node.is_none() && this.local.is_none() {
+                if let Poll::Ready(end) = this.read_browser(cx) {
+                    match end {
+                        Some(reason) => return Poll::Ready(reason),
+                        None => progress = true,
+                    }
+                }
+            }
+            if this.to_browser.is_none() {
+                if let Poll::Ready(end) = this.read_node(cx) {
+                    match end {
+                        Some(reason) => return Poll::Ready(reason),
+                        None => progress = true,
+                    }
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
         }
     }
 }
@@ -114,23 +223,4 @@ fn refuse_foreign_login(text: &str, ctx: &SessionCtx, partition: &str) -> Option
         Err(err) => format!("Login not routed by gateway: {err}"),
     };
     Some(verto::error_reply(&req.id, verto::AUTH_FAILED, &message))
-}
-
-async fn pump_down(
-    from: &mut SplitStream<NodeSocket>,
-    to: &BrowserTx,
-    bytes: &AtomicU64,
-) -> EndReason {
-    loop {
-        let msg = match from.next().await {
-            None | Some(Err(_)) => return EndReason::NodeGone,
-            Some(Ok(Message::Close(frame))) => return EndReason::NodeClosed(frame),
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
-            Some(Ok(_)) => continue,
-        };
-        bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
-        if to.lock().await.send(msg).await.is_err() {
-            return EndReason::BrowserGone;
-        }
-    }
 }

@@ -76,18 +76,19 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
     let upstream = auth.upstream.take();
     let reason = match (outcome, upstream) {
         (Ok(()), Some(up)) => {
-            let partition = up.partition;
+            let Upstream {
+                socket: mut node,
+                partition,
+                ..
+            } = up;
             info!(
                 login = summary.login.as_deref(),
                 partition = %partition,
                 node = summary.node.as_deref(),
                 "session started"
             );
-            let (reason, legs) =
-                relay::run(browser, up.socket, &ctx, &partition, &mut summary).await;
-            if let Some((browser, node)) = legs {
-                Box::pin(finish(browser, Some(node), &reason)).await;
-            }
+            let reason = relay::run(&mut browser, &mut node, &ctx, &partition, &mut summary).await;
+            Box::pin(finish(browser, Some(node), &reason)).await;
             reason
         }
         (Err(reason), up) => {
