@@ -15,18 +15,26 @@
 //!   connection and the relay pump.
 //! - [`sim`]: a simulated mod_verto node that behaves like the real one on the wire.
 //! - [`bench`]: a Verto load generator (many browser sessions) for benchmarking.
-//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`, `bench`).
+//! - [`nat`]: the load balancer's RTP forwarding (DNAT/SNAT per node's port range):
+//!   plan, render as an `iptables-restore` batch, diff against the live table, apply.
+//! - [`fsconfig`]: the FreeSWITCH settings (`ext-rtp-ip`, `rtp-ip`, RTP range,
+//!   `bind-local`, `local-network`) that must agree with the map, per node.
+//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`, `bench`,
+//!   `iptables`, `fs-config`).
 //!
 //! # Data flow
 //! `TcpListener` → TLS ([`tls`]) → HTTP upgrade ([`proxy`]) → pre-login session
 //! ([`verto`] classifies each frame) → credentialed login → [`routing`] → upstream
 //! connect (first reachable node of the partition) → login forwarded unchanged →
-//! relay pump until either side closes.
+//! relay pump until either side closes. Media never passes through the gateway: map →
+//! [`nat`] rules on the load balancer and [`fsconfig`] settings on each node.
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod commands;
 pub mod config;
+pub mod fsconfig;
+pub mod nat;
 pub mod proxy;
 pub mod routing;
 pub mod sim;

@@ -73,6 +73,75 @@ enum Command {
     },
     /// Load-test a Verto endpoint (the gateway, another proxy, or a node) like many browsers.
     Bench(commands::bench::BenchArgs),
+    /// The load balancer's RTP forwarding rules (nat table), generated from the map's [media].
+    Iptables {
+        #[command(subcommand)]
+        action: IptablesAction,
+    },
+    /// Print (or write) the FreeSWITCH settings a node needs to agree with the map.
+    FsConfig {
+        /// The partition map.
+        #[arg(long, default_value = "config/vertogw.toml")]
+        config: PathBuf,
+        /// The node, by its [[node]] name.
+        #[arg(long)]
+        node: String,
+        /// Write the files into this directory instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Options shared by the `iptables` subcommands.
+#[derive(clap::Args)]
+struct IptablesArgs {
+    /// The partition map.
+    #[arg(long, default_value = "config/vertogw.toml")]
+    config: PathBuf,
+    /// Run iptables inside this network namespace (`ip netns exec NAME …`).
+    #[arg(long)]
+    netns: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum IptablesAction {
+    /// Print the iptables-restore input and a per-node summary (reads nothing live by default).
+    Plan {
+        #[command(flatten)]
+        args: IptablesArgs,
+        /// Print the batch `apply` would send to the current table instead.
+        #[arg(long)]
+        live: bool,
+    },
+    /// Make the live rules match the map, in one transaction; print what changed.
+    Apply(IptablesArgs),
+    /// Remove every rule and chain vertogw owns, and nothing else.
+    Flush(IptablesArgs),
+    /// Exit 0 if the live rules match the map; else print the difference and exit 1.
+    Check(IptablesArgs),
+}
+
+impl IptablesAction {
+    fn run(self) -> i32 {
+        use commands::iptables::Action;
+        let (args, action) = match self {
+            IptablesAction::Plan { args, live } => (args, Action::Plan { live }),
+            IptablesAction::Apply(args) => (args, Action::Apply),
+            IptablesAction::Flush(args) => (args, Action::Flush),
+            IptablesAction::Check(args) => (args, Action::Check),
+        };
+        let runner = match &args.netns {
+            Some(ns) => vertogw::nat::Runner::netns(ns),
+            None => vertogw::nat::Runner::host(),
+        };
+        commands::iptables::run(
+            &args.config,
+            action,
+            &runner,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+    }
 }
 
 fn main() -> ExitCode {
@@ -112,6 +181,14 @@ fn main() -> ExitCode {
         Command::Bench(args) => {
             run_async(async move { commands::bench::run(args, &mut std::io::stdout()).await })
         }
+        Command::Iptables { action } => action.run(),
+        Command::FsConfig { config, node, out } => commands::fs_config::run(
+            &config,
+            &node,
+            out.as_deref(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod check;
 pub mod demo;
+pub mod fs_config;
+pub mod iptables;
 pub mod route;
 pub mod serve;
 pub mod signals;

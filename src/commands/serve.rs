@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -18,16 +17,20 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
         warn!("{warning}");
     }
     raise_descriptor_limit();
+    super::iptables::apply_on_start(&loaded.config).context("manage_iptables")?;
     let config = Arc::new(loaded.config);
     let gw = &config.gateway;
     let server_tls = tls::load_server_config(&gw.tls_cert, &gw.tls_key)?;
     let upstream_tls = tls::client_config(gw.upstream_ca.as_deref())?;
-    let listener = TcpListener::bind(gw.listen)
-        .await
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let listeners = proxy::bind(gw.listen, threads)
         .with_context(|| format!("cannot listen on {}", gw.listen))?;
     let shutdown = super::signals::shutdown_token();
     let gateway = Gateway::new(Arc::clone(&config), server_tls, upstream_tls);
-    proxy::serve(listener, gateway, shutdown).await?;
+    info!(threads, "serving one listener per core");
+    tokio::task::spawn_blocking(move || proxy::serve_sharded(listeners, gateway, shutdown))
+        .await
+        .context("serving threads")??;
     Ok(())
 }
 

@@ -18,8 +18,10 @@ pub enum ConfigErrorKind {
     /// The TOML does not fit the schema (unknown key, wrong type, missing key).
     #[error("{0}")]
     Schema(String),
-    /// A top-level key other than `gateway`, `node` or `partition`.
-    #[error("unknown top-level key `{0}` (expected [gateway], [[node]] or [[partition]])")]
+    /// A top-level key other than `gateway`, `node`, `partition` or `media`.
+    #[error(
+        "unknown top-level key `{0}` (expected [gateway], [[node]], [[partition]] or [media])"
+    )]
     UnknownTable(String),
     /// `gateway` is not a single table, or `node`/`partition` not an array of tables.
     #[error("`{key}` has the wrong shape: write {expected}")]
@@ -102,6 +104,61 @@ pub enum ConfigErrorKind {
         /// The other node's line.
         line: usize,
     },
+    /// A `[media]` address that is not a unicast IP address.
+    #[error("{key} = {value:?} is not a unicast IP address (e.g. \"203.0.113.10\")")]
+    BadMediaIp {
+        /// `public_ip` or `snat_ip`.
+        key: &'static str,
+        /// As written.
+        value: String,
+    },
+    /// `[media]` without `public_ip`.
+    #[error(
+        "[media] needs public_ip: the load balancer address browsers send RTP to \
+         (every node's ext-rtp-ip)"
+    )]
+    NoPublicIp,
+    /// `manage_iptables = true` without `public_ip`.
+    #[error(
+        "manage_iptables = true needs public_ip: the DNAT rules match the address \
+         browsers send RTP to; add public_ip or set manage_iptables = false"
+    )]
+    ManageWithoutPublicIp,
+    /// `iptables` is empty or holds whitespace.
+    #[error(
+        "iptables = {0:?}: give one binary name or path without spaces \
+         (e.g. \"iptables\", \"iptables-legacy\", \"ip6tables\")"
+    )]
+    BadIptablesBinary(String),
+    /// An address of another IP version than `public_ip`.
+    #[error(
+        "{key} {value} is IPv{got} but public_ip {public_ip} is IPv{want}: one rule set \
+         (iptables or ip6tables) translates one IP version; use addresses of the same version"
+    )]
+    MixedFamilies {
+        /// Which setting (`rtp_ip`, `snat_ip`, ...).
+        key: &'static str,
+        /// Its address.
+        value: std::net::IpAddr,
+        /// `public_ip`.
+        public_ip: std::net::IpAddr,
+        /// Its IP version.
+        got: u8,
+        /// `public_ip`'s IP version.
+        want: u8,
+    },
+    /// With `[media]`, a node serving a partition has no `rtp_ports`.
+    #[error(
+        "serves partition {0:?} but has no rtp_ports: with [media], every node of a \
+         partition needs its own RTP range (e.g. rtp_ports = \"16384-17383\")"
+    )]
+    MediaNoRtpPorts(String),
+    /// With `[media]`, a node with `rtp_ports` has no usable RTP address.
+    #[error(
+        "verto_url host {0:?} is not an IP address, so rtp_ip cannot default to it: \
+         set rtp_ip to the address of the node's RTP sockets"
+    )]
+    MediaNoRtpIp(String),
     /// A partition name that is empty or holds whitespace.
     #[error("name {0:?} is invalid: use a non-empty name without spaces")]
     BadPartitionName(String),
@@ -205,6 +262,12 @@ pub enum RangeError {
     /// Port 0.
     #[error("ports must lie within 1-65535")]
     PortZero,
+    /// An RTP range reaching below 1024 or above 65535.
+    #[error(
+        "RTP ports must lie within 1024-65535 (FreeSWITCH's RTP range; ports below 1024 \
+         belong to system services)"
+    )]
+    RtpBounds,
     /// `start > end`.
     #[error("it is reversed (write the smaller number first)")]
     Reversed,
@@ -331,6 +394,21 @@ impl<'a> Report<'a> {
         kind: ConfigErrorKind,
     ) {
         let line = span.map(|s| self.line(s));
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line,
+            subject: subject.map(str::to_owned),
+            kind,
+        });
+    }
+
+    /// Like [`Self::error`], for a problem found after spans were turned into lines.
+    pub(super) fn error_at_line(
+        &mut self,
+        line: Option<usize>,
+        subject: Option<&str>,
+        kind: ConfigErrorKind,
+    ) {
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             line,

@@ -1,9 +1,10 @@
 //! The partition map file: raw TOML schema, validation into domain types, errors.
 //!
-//! Validation runs in passes (schema per table, gateway, nodes, partitions, ties) and
+//! Validation runs in passes (schema per table, gateway, nodes, partitions, ties, media) and
 //! reports every problem it finds, each located by file, line and table.
 
 mod error;
+mod media;
 mod partition;
 mod raw;
 mod types;
@@ -15,7 +16,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
 pub use types::*;
-pub use validate::{DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, VERTO_MAX_MESSAGE_BYTES};
+pub use validate::{
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, RTP_MIN_PORT, VERTO_MAX_MESSAGE_BYTES,
+};
 
 pub(crate) use values::user_number;
 
@@ -51,6 +54,7 @@ impl Draft {
                 .and_then(|g| validate::gateway(g, dir, &mut report));
             let nodes = validate::nodes(raw.nodes, &mut report);
             let partitions = partition::partitions(raw.partitions, &nodes.names, &mut report);
+            let media = media::media(raw.media, &nodes, &partitions, &mut report);
             if let Some((gateway, gateway_lines)) = gateway {
                 lines = Some(gateway_lines);
                 config = Some(Config {
@@ -58,6 +62,7 @@ impl Draft {
                     gateway,
                     nodes: nodes.nodes,
                     partitions,
+                    media,
                 });
             }
         }

@@ -33,6 +33,16 @@ pub(super) struct RawNode {
     pub rtp_ports: Option<Spanned<String>>,
 }
 
+/// `[media]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMedia {
+    pub public_ip: Option<Spanned<String>>,
+    pub snat_ip: Option<Spanned<String>>,
+    pub manage_iptables: Option<Spanned<bool>>,
+    pub iptables: Option<Spanned<String>>,
+}
+
 /// A list of strings, each with its own span.
 pub(super) type SpannedList = Spanned<Vec<Spanned<String>>>;
 
@@ -52,6 +62,8 @@ pub(super) struct RawDoc {
     pub gateway: Option<RawGateway>,
     pub nodes: Vec<RawNode>,
     pub partitions: Vec<RawPartition>,
+    /// `[media]` with the span of its key (errors about missing keys point there).
+    pub media: Option<(RawMedia, std::ops::Range<usize>)>,
 }
 
 /// Parses the TOML and deserializes each table; `None` after a syntax error.
@@ -70,10 +82,14 @@ pub(super) fn read(text: &str, report: &mut Report<'_>) -> Option<RawDoc> {
         match key.get_ref().as_ref() {
             "gateway" => {
                 saw_gateway = true;
-                raw.gateway = gateway(value, report);
+                raw.gateway = table(value, "gateway", report);
             }
             "node" => raw.nodes = array(value, "node", report),
             "partition" => raw.partitions = array(value, "partition", report),
+            "media" => {
+                let span = key.span();
+                raw.media = table(value, "media", report).map(|m| (m, span));
+            }
             other => {
                 let kind = ConfigErrorKind::UnknownTable(other.to_owned());
                 report.error(Some(&key.span()), None, kind);
@@ -86,16 +102,21 @@ pub(super) fn read(text: &str, report: &mut Report<'_>) -> Option<RawDoc> {
     Some(raw)
 }
 
-fn gateway(value: Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Option<RawGateway> {
+/// A single `[key]` table.
+fn table<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    key: &str,
+    report: &mut Report<'_>,
+) -> Option<T> {
     if !value.get_ref().is_table() {
         let kind = ConfigErrorKind::Shape {
-            key: "gateway".into(),
-            expected: "a single [gateway] table".to_owned(),
+            key: key.to_owned(),
+            expected: format!("a single [{key}] table"),
         };
         report.error(Some(&value.span()), None, kind);
         return None;
     }
-    deserialize(value, "[gateway]", report)
+    deserialize(value, &format!("[{key}]"), report)
 }
 
 fn array<T: DeserializeOwned>(

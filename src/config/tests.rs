@@ -272,16 +272,20 @@ fn bad_urls_ips_and_rtp_ranges_are_errors() {
         "{e:#?}"
     );
     assert!(e[2].ends_with("node \"fs2\": rtp_ports \"10799-10400\": it is reversed (write the smaller number first)"), "{e:#?}");
-    let e = error(&map("", PARTITION).replace("10000-10399", "0-10"));
-    assert!(
-        e.ends_with("rtp_ports \"0-10\": ports must lie within 1-65535"),
-        "{e}"
-    );
-    let e = error(&map("", PARTITION).replace("10000-10399", "10000-70000"));
-    assert!(
-        e.ends_with("rtp_ports \"10000-70000\": 70000 is too large"),
-        "{e}"
-    );
+    for outside in ["0-10", "1000-1100", "1023-2000", "10000-70000"] {
+        let e = error(&map("", PARTITION).replace("10000-10399", outside));
+        assert!(
+            e.ends_with(&format!(
+                "rtp_ports \"{outside}\": RTP ports must lie within 1024-65535 \
+                 (FreeSWITCH's RTP range; ports below 1024 belong to system services)"
+            )),
+            "{e}"
+        );
+    }
+    let edges = map("", PARTITION)
+        .replace("10000-10399", "1024-1024")
+        .replace("10400-10799", "65535-65535");
+    loaded(&edges);
 }
 
 #[test]

@@ -16,6 +16,23 @@ pub struct Config {
     pub nodes: Vec<Node>,
     /// The `[[partition]]` tables, in file order.
     pub partitions: Vec<Partition>,
+    /// The `[media]` table: how browsers' RTP reaches the nodes; `None` when absent.
+    pub media: Option<Media>,
+}
+
+/// The `[media]` table: the load balancer's side of the RTP path (PROTOCOL.md §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// The address browsers send RTP to: every node's `ext-rtp-ip`.
+    pub public_ip: IpAddr,
+    /// The load balancer's address facing the nodes; replies are SNAT'ed to it.
+    /// `None` = MASQUERADE (the address of the interface the packet leaves by).
+    pub snat_ip: Option<IpAddr>,
+    /// Whether `serve` applies the NAT rules when it starts.
+    pub manage_iptables: bool,
+    /// The iptables binary (`ip6tables` by default when `public_ip` is IPv6); its
+    /// `-restore` sibling is derived by appending `-restore`.
+    pub iptables: String,
 }
 
 /// The `[gateway]` table.
@@ -49,10 +66,18 @@ pub struct Node {
     pub name: String,
     /// Where its mod_verto profile listens.
     pub verto_url: NodeUrl,
-    /// Where its RTP sockets live (later iptables work).
+    /// Where its RTP sockets live, as written; see [`Node::media_ip`] for the default.
     pub rtp_ip: Option<IpAddr>,
-    /// Its RTP port range (later iptables work).
+    /// Its RTP port range, within 1024-65535; disjoint from every other node's.
     pub rtp_ports: Option<PortRange>,
+}
+
+impl Node {
+    /// The node's RTP address: `rtp_ip`, else the host of `verto_url` when it is an IP
+    /// literal, else `None` (a map with `[media]` refuses that for nodes with RTP ports).
+    pub fn media_ip(&self) -> Option<IpAddr> {
+        self.rtp_ip.or_else(|| self.verto_url.host.parse().ok())
+    }
 }
 
 /// A parsed `ws://` or `wss://` URL of a node.

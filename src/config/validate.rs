@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::error::{ConfigErrorKind, Report};
+use super::error::{ConfigErrorKind, RangeError, Report};
 use super::raw::{RawGateway, RawNode};
 use super::types::{Gateway, Node, NodeUrl, PortRange};
 use super::values::domain_name;
@@ -186,6 +186,8 @@ fn message_size(value: &Option<Spanned<u64>>, r: &mut Report<'_>) -> usize {
 pub(super) struct NodeSet {
     pub nodes: Vec<Node>,
     pub names: HashSet<String>,
+    /// Line of each node's `name`, for errors found by later passes.
+    pub lines: HashMap<String, usize>,
 }
 
 /// A node's RTP range with where it was written, for the overlap check.
@@ -232,6 +234,7 @@ pub(super) fn nodes(raw: Vec<RawNode>, r: &mut Report<'_>) -> NodeSet {
         }
     }
     rtp_overlaps(&rtp, r);
+    set.lines = first_line;
     set
 }
 
@@ -261,9 +264,7 @@ fn node_fields(
         parsed
     });
     let rtp_ports = raw.rtp_ports.as_ref().and_then(|ports| {
-        ports
-            .get_ref()
-            .parse::<PortRange>()
+        rtp_range(ports.get_ref())
             .map_err(|reason| {
                 let value = ports.get_ref().clone();
                 let kind = ConfigErrorKind::BadRange {
@@ -289,6 +290,19 @@ fn node_fields(
         rtp_ports,
     };
     Some((node, rtp))
+}
+
+/// Lowest port an RTP range may use: FreeSWITCH's RTP lives in unprivileged ports, and
+/// DNATing a system service's port to a node would hijack it on the load balancer.
+pub const RTP_MIN_PORT: u16 = 1024;
+
+/// Parses `rtp_ports`: a port range lying within `RTP_MIN_PORT`-65535.
+fn rtp_range(text: &str) -> Result<PortRange, RangeError> {
+    match text.parse::<PortRange>() {
+        Ok(range) if range.start >= RTP_MIN_PORT => Ok(range),
+        Ok(_) | Err(RangeError::PortZero | RangeError::TooLarge(_)) => Err(RangeError::RtpBounds),
+        Err(other) => Err(other),
+    }
 }
 
 /// Reports each node whose range overlaps an earlier node's: every node's RTP is
