@@ -223,3 +223,42 @@ async fn running_out_of_descriptors_sheds_connections_without_stalling_the_accep
         "serves again once descriptors free up"
     );
 }
+
+#[tokio::test]
+async fn silent_connections_cannot_hold_the_only_tls_handshake_turn() {
+    let gw = Setup::new(&one_node_map())
+        .node(sim("fs1"))
+        .tweak(|c| c.gateway.max_tls_handshakes = Some(1))
+        .start()
+        .await;
+    // Peers that connect and send nothing, or only the start of a TLS record, wait for
+    // their ClientHello without a turn.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(gw.addr).await.expect("tcp connect"));
+    }
+    let mut partial = TcpStream::connect(gw.addr).await.expect("tcp connect");
+    tokio::io::AsyncWriteExt::write_all(&mut partial, &[0x16, 0x03, 0x01])
+        .await
+        .expect("partial record");
+    let mut sessions = Vec::new();
+    for user in 1000..1004 {
+        let ws = try_session(gw.addr, user).await;
+        assert!(
+            ws.is_some(),
+            "user {user} logged in despite the silent peers"
+        );
+        sessions.push(ws);
+    }
+    drop((silent, partial));
+}
+
+#[test]
+fn zero_tls_handshakes_is_a_config_error() {
+    let map = format!("{MAP_HEAD}max_tls_handshakes = 0\n{}", one_node_map());
+    let errs = match vertogw::config::Config::parse(&map, std::path::Path::new("t.toml")) {
+        Ok(_) => panic!("max_tls_handshakes = 0 was accepted"),
+        Err(errs) => errs.to_string(),
+    };
+    assert!(errs.contains("max_tls_handshakes = 0"), "{errs}");
+}

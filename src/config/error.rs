@@ -43,9 +43,9 @@ pub enum ConfigErrorKind {
     /// A timeout of zero milliseconds.
     #[error("{0} = 0: use a positive number of milliseconds")]
     ZeroTimeout(&'static str),
-    /// `max_connections` is zero.
-    #[error("max_connections = 0: use a positive number, or omit the key to size it from the descriptor limit")]
-    ZeroConnections,
+    /// A count such as `max_connections` is zero.
+    #[error("{0} = 0: use a positive number, or omit the key for the default")]
+    ZeroCount(&'static str),
     /// `max_message_bytes` is zero or does not fit this platform.
     #[error("max_message_bytes = {0}: use a size from 1 to 999999 (mod_verto's limit)")]
     BadMessageSize(u64),

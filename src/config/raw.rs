@@ -21,6 +21,7 @@ pub(super) struct RawGateway {
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub upstream_ca: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<u64>>,
+    pub max_tls_handshakes: Option<Spanned<u64>>,
 }
 
 /// One `[[node]]` as written.

@@ -57,6 +57,8 @@ pub struct Gateway {
     /// Most browser connections held at once; `None` = as many as the process's
     /// descriptor limit allows (two descriptors per session).
     pub max_connections: Option<usize>,
+    /// TLS handshakes in flight at once; `None` = 32 per core.
+    pub max_tls_handshakes: Option<usize>,
 }
 
 /// A `[[node]]`: one FreeSWITCH mod_verto profile.

@@ -61,7 +61,9 @@ pub(super) fn gateway(
         r,
     );
     let max_message_bytes = message_size(&raw.max_message_bytes, r);
-    let max_connections = max_connections(raw.max_connections.as_ref(), r);
+    let max_connections = positive_count(raw.max_connections.as_ref(), "max_connections", r);
+    let max_tls_handshakes =
+        positive_count(raw.max_tls_handshakes.as_ref(), "max_tls_handshakes", r);
     let lines = GatewayLines {
         tls_cert: r.line(&raw.tls_cert.span()),
         upstream_ca: raw.upstream_ca.as_ref().map(|p| r.line(&p.span())),
@@ -79,6 +81,7 @@ pub(super) fn gateway(
         connect_timeout,
         upstream_ca,
         max_connections,
+        max_tls_handshakes,
     };
     (r.errors.len() == before).then_some((gateway, lines))
 }
@@ -137,14 +140,18 @@ fn timeout(
     }
 }
 
-fn max_connections(value: Option<&Spanned<u64>>, r: &mut Report<'_>) -> Option<usize> {
+fn positive_count(
+    value: Option<&Spanned<u64>>,
+    key: &'static str,
+    r: &mut Report<'_>,
+) -> Option<usize> {
     let value = value?;
     match usize::try_from(*value.get_ref()) {
         Ok(0) | Err(_) => {
             r.error(
                 Some(&value.span()),
                 Some(GATEWAY),
-                ConfigErrorKind::ZeroConnections,
+                ConfigErrorKind::ZeroCount(key),
             );
             None
         }

@@ -14,6 +14,15 @@ pub const FDS_PER_SESSION: u64 = 2;
 /// map files, the reserve descriptor, and the runtime's own.
 pub const RESERVED_FDS: u64 = 32;
 
+/// TLS handshakes in flight per core (see [`concurrent_handshakes`]).
+pub const HANDSHAKES_PER_CORE: usize = 32;
+
+/// How many TLS handshakes may be in flight at once.
+pub fn concurrent_handshakes() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    HANDSHAKES_PER_CORE * cores
+}
+
 /// Raises the soft open-file limit to the hard limit; returns the limit now in force.
 pub fn raise_nofile_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)

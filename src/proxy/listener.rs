@@ -9,10 +9,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::server::Acceptor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
@@ -146,9 +147,8 @@ impl Connection {
         let settings = self.gateway.settings();
         let deadline = accepted + settings.login_timeout;
         super::tcp::tune(&tcp);
-        let acceptor = TlsAcceptor::from(self.gateway.server_tls());
         let tls = tokio::select! {
-            r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => match r {
+            r = tokio::time::timeout_at(deadline, self.tls_handshake(tcp)) => match r {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => return debug!(failure = "tls", error = %err, "TLS handshake failed"),
                 Err(_) => return debug!(failure = "tls_timeout", "TLS handshake timed out"),
@@ -176,6 +176,20 @@ impl Connection {
             _ = tokio::time::sleep_until(deadline) => debug!(failure = "login_timeout", "no upgrade in time"),
             _ = ctx.shutdown.cancelled() => {}
         }
+    }
+
+    /// TLS handshakes make a reconnect storm CPU-bound for the whole host. Bounding how
+    /// many are in flight paces the storm (the others wait, accepted and idle, within
+    /// their login timeout) and leaves CPU to the established sessions, as HAProxy does
+    /// by de-prioritising handshakes. The turn is taken only once a complete ClientHello
+    /// has arrived, so a peer that sends nothing cannot hold one.
+    async fn tls_handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+        let hello = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
+        let _turn = self.gateway.handshakes().acquire().await.ok();
+        hello.into_stream(self.gateway.server_tls()).await
     }
 
     fn on_request(

@@ -53,6 +53,7 @@ pub struct Gateway {
     router: ArcSwap<Router>,
     server_tls: ArcSwap<ServerConfig>,
     upstream_tls: Arc<ClientConfig>,
+    handshakes: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -63,10 +64,15 @@ impl Gateway {
         server_tls: Arc<ServerConfig>,
         upstream_tls: Arc<ClientConfig>,
     ) -> Arc<Gateway> {
+        let handshakes = config
+            .gateway
+            .max_tls_handshakes
+            .unwrap_or_else(capacity::concurrent_handshakes);
         Arc::new(Gateway {
             router: ArcSwap::from_pointee(Router::new(config)),
             server_tls: ArcSwap::new(server_tls),
             upstream_tls,
+            handshakes: tokio::sync::Semaphore::new(handshakes),
         })
     }
 
@@ -96,6 +102,10 @@ impl Gateway {
             max_message_bytes: gw.max_message_bytes,
             connect_timeout: gw.connect_timeout,
         }
+    }
+
+    fn handshakes(&self) -> &tokio::sync::Semaphore {
+        &self.handshakes
     }
 
     fn server_tls(&self) -> Arc<ServerConfig> {
