@@ -11,6 +11,7 @@
 //! - [`verto`]: pre-login message classification and the JSON-RPC replies the gateway
 //!   sends itself.
 //! - [`tls`]: rustls server/client configuration and self-signed certificates.
+//! - [`net`]: a TCP stream with or without TLS, shared by the legs that need either.
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
 //! - [`sim`]: a simulated mod_verto node that behaves like the real one on the wire.
@@ -35,6 +36,7 @@ pub mod commands;
 pub mod config;
 pub mod fsconfig;
 pub mod nat;
+pub mod net;
 pub mod proxy;
 pub mod routing;
 pub mod sim;

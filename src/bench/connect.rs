@@ -2,18 +2,14 @@
 //! WebSocket upgrade. The target URL is parsed and resolved once, up front.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
@@ -46,12 +42,7 @@ pub struct Target {
 }
 
 /// A socket to the target, plain or TLS.
-pub enum BenchStream {
-    /// `ws://`.
-    Plain(TcpStream),
-    /// `wss://`.
-    Tls(Box<TlsStream<TcpStream>>),
-}
+pub type BenchStream = crate::net::MaybeTls;
 
 /// A session's WebSocket.
 pub type Ws = WebSocketStream<BenchStream>;
@@ -113,7 +104,7 @@ impl Target {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| self.failed(ErrorKind::Tls, &e))?;
-                BenchStream::Tls(Box::new(tls))
+                BenchStream::tls(tls)
             }
             None => BenchStream::Plain(tcp),
         };
@@ -204,45 +195,5 @@ impl ServerCertVerifier for NoVerify {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-impl AsyncRead for BenchStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            BenchStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for BenchStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            BenchStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            BenchStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            BenchStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            BenchStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }

@@ -5,7 +5,6 @@
 
 pub mod capacity;
 mod close;
-mod io;
 mod listener;
 mod relay;
 mod session;

@@ -14,9 +14,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::io::UpstreamIo;
 use super::ws_config;
 use crate::config::NodeUrl;
+use crate::net::MaybeTls as UpstreamIo;
 
 /// A WebSocket to a node.
 pub type NodeSocket = WebSocketStream<UpstreamIo>;
@@ -80,7 +80,7 @@ async fn connect_inner(url: &NodeUrl, tls: &Arc<ClientConfig>) -> Result<NodeSoc
             .connect(name, tcp)
             .await
             .map_err(ConnectError::Tls)?;
-        UpstreamIo::Tls(Box::new(stream))
+        UpstreamIo::tls(stream)
     } else {
         UpstreamIo::Plain(tcp)
     };

@@ -21,7 +21,7 @@ use super::frame::{self, Assembler, Event, FrameError, CLOSE_1000, CLOSE_1002};
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
 use super::session::Session;
 use super::shared::{ConnHandle, Push, Shared};
-use super::stream::SimStream;
+use super::stream::{abort_on_drop, SimStream};
 
 /// How long a closing socket keeps draining what the peer still sends, so the kernel
 /// sends FIN rather than RST and the peer gets to read the close frame.
@@ -115,7 +115,7 @@ pub(crate) async fn serve(
     let mut session = Session::new(Arc::clone(&shared), handle, Instant::now());
     let end = run(&mut stream, buf, &mut session, rx, &tokens, &kick).await;
     if tokens.vanish.is_cancelled() {
-        stream.abort_on_drop();
+        abort_on_drop(&stream);
     }
     tracing::debug!(%end, "sim: socket closed");
     shared.release(conn_id, session.sessid());
@@ -130,7 +130,7 @@ async fn establish(
         None => SimStream::Plain(tcp),
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
         {
-            Ok(Ok(tls)) => SimStream::Tls(Box::new(tls)),
+            Ok(Ok(tls)) => SimStream::tls(tls),
             Ok(Err(e)) => return Err(format!("tls: {e}")),
             Err(_) => return Err("tls: timeout".into()),
         },
@@ -190,7 +190,7 @@ async fn run(
         step = tokio::select! {
             biased;
             _ = tokens.vanish.cancelled() => {
-                stream.abort_on_drop();
+                abort_on_drop(stream);
                 return End::Vanished;
             }
             _ = tokens.shutdown.cancelled() => Step::Close(End::Shutdown),
