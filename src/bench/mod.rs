@@ -52,10 +52,11 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+pub use crate::proxy::capacity::raise_nofile_limit;
 pub use connect::Trust;
 pub use hist::{LoginSummary, Recorder, RttSummary, MAX_RECORDED_US};
 pub use modes::run;
-pub use procfs::{raise_nofile_limit, WatchReport};
+pub use procfs::WatchReport;
 pub use report::Report;
 pub use scan::{scan, Kind, Scan};
 pub use session::{CLOSE_TIMEOUT, DRAIN_TIMEOUT, MAX_OUTSTANDING, TIMER_RESOLUTION};

@@ -2,6 +2,8 @@
 //! the accept loop refuses the ones beyond it without failing or stalling.
 
 use std::fs::File;
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
@@ -25,14 +27,16 @@ pub fn concurrent_handshakes() -> usize {
 
 /// Raises the soft open-file limit to the hard limit; returns the limit now in force.
 pub fn raise_nofile_limit() -> std::io::Result<u64> {
-    rlimit::increase_nofile_limit(u64::MAX)
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
 }
 
 /// The soft open-file limit in force (a conservative 1024 when it cannot be read).
 pub fn nofile_limit() -> u64 {
-    rlimit::getrlimit(rlimit::Resource::NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024)
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
 }
 
 /// How many sessions fit in `nofile` descriptors.
