@@ -16,7 +16,7 @@ pub fn run(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
-    let config = match Config::read(path).and_then(|text| Config::parse(&text, path)) {
+    let config = match Config::load_map(path) {
         Ok(loaded) => loaded.config,
         Err(errors) => {
             let _ = writeln!(stderr, "{errors}");

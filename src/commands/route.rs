@@ -33,7 +33,7 @@ pub fn run(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
-    let loaded = match Config::read(path).and_then(|text| Config::parse(&text, path)) {
+    let loaded = match Config::load_map(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
             // A failing stderr leaves nowhere to report; the exit code still tells.

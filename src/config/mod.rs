@@ -123,6 +123,13 @@ impl Config {
         draft.finish()
     }
 
+    /// Reads and [`parse`](Self::parse)s the map at `path` without loading its
+    /// certificate files: for commands that run where the gateway's key is not
+    /// (`route`, `iptables`, `fs-config`).
+    pub fn load_map(path: &Path) -> Result<Loaded, ConfigErrors> {
+        Config::parse(&Config::read(path)?, path)
+    }
+
     /// Reads a map file's text, reporting a failure as a one-entry error list.
     pub fn read(path: &Path) -> Result<String, ConfigErrors> {
         std::fs::read_to_string(path)
