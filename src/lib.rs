@@ -42,3 +42,6 @@ pub mod routing;
 pub mod sim;
 pub mod tls;
 pub mod verto;
+
+#[cfg(test)]
+mod testutil;

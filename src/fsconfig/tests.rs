@@ -13,14 +13,7 @@ fn config(text: &str) -> Config {
     }
 }
 
-fn golden(name: &str, got: &str) {
-    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("VERTOGW_BLESS").is_some() {
-        std::fs::write(&path, got).unwrap_or_else(|e| panic!("{path}: {e}"));
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert_eq!(got, want, "{path} differs (VERTOGW_BLESS=1 rewrites it)");
-}
+use crate::testutil::golden;
 
 /// A small well-formedness check for what we generate: balanced elements, one root,
 /// quoted attributes, comments without `--`, no stray `<` or `&`.
