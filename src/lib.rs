@@ -10,12 +10,8 @@
 //! - [`routing`]: pure lookup from a login (`user@domain`) to a partition and its nodes.
 //! - [`verto`]: pre-login message classification and the JSON-RPC replies the gateway
 //!   sends itself.
-//! - [`tls`]: rustls server/client configuration and self-signed certificates.
-//! - [`net`]: a TCP stream with or without TLS, shared by the legs that need either.
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
-//! - [`sim`]: a simulated mod_verto node that behaves like the real one on the wire.
-//! - [`bench`]: a Verto load generator (many browser sessions) for benchmarking.
 //! - [`nat`]: the load balancer's RTP forwarding (DNAT/SNAT per node's port range):
 //!   plan, render as an `iptables-restore` batch, diff against the live table, apply.
 //! - [`fsconfig`]: the FreeSWITCH settings (`ext-rtp-ip`, `rtp-ip`, RTP range,
@@ -31,16 +27,12 @@
 //! [`nat`] rules on the load balancer and [`fsconfig`] settings on each node.
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod commands;
 pub mod config;
 pub mod fsconfig;
 pub mod nat;
-pub mod net;
 pub mod proxy;
 pub mod routing;
-pub mod sim;
-pub mod tls;
 pub mod verto;
 
 #[cfg(test)]

@@ -71,8 +71,6 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
-    /// Load-test a Verto endpoint (the gateway, another proxy, or a node) like many browsers.
-    Bench(commands::bench::BenchArgs),
     /// The load balancer's RTP forwarding rules (nat table), generated from the map's [media].
     Iptables {
         #[command(subcommand)]
@@ -172,15 +170,12 @@ fn main() -> ExitCode {
             tls_key,
         } => run_async(async move {
             let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(vertogw::tls::load_server_config(&cert, &key)?),
+                (Some(cert), Some(key)) => Some(vertogw_net::tls::load_server_config(&cert, &key)?),
                 _ => None,
             };
             let shutdown = commands::signals::shutdown_token();
             commands::sim_node::run(listen, name, &users, tls, shutdown).await
         }),
-        Command::Bench(args) => {
-            run_async(async move { commands::bench::run(args, &mut std::io::stdout()).await })
-        }
         Command::Iptables { action } => action.run(),
         Command::FsConfig { config, node, out } => commands::fs_config::run(
             &config,

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use vertogw::sim::SimNode;
+use vertogw_sim::SimNode;
 
 /// How long one attempt (TCP, TLS, upgrade, login) may take before it counts as refused.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
-use vertogw::sim::{SimConfig, SimNode, SimUsers};
+use vertogw_sim::{SimConfig, SimNode, SimUsers};
 
 /// Distinctive enough that any occurrence in the logs is the password.
 const SECRET: &str = "pw-Zx9-SECRET-4711";

@@ -144,7 +144,7 @@ mod tests {
         let write = |file: &str, text: &str| {
             std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(file), text))
         };
-        let ss = crate::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
+        let ss = vertogw_net::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
         let map = format!(
             "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\n{gateway_extra}{body}"
         );

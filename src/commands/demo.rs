@@ -12,8 +12,8 @@ use tracing::info;
 use crate::config::{Config, DomainPattern, ExtensionRule, Partition};
 use crate::proxy::{self, Gateway};
 use crate::routing::Router;
-use crate::sim::{SimConfig, SimNode, SimUsers};
-use crate::tls;
+use vertogw_net::tls;
+use vertogw_sim::{SimConfig, SimNode, SimUsers};
 
 /// The demo map, compiled in so `demo` works from any directory.
 pub const DEMO_MAP: &str = include_str!("../../config/demo.toml");

@@ -1,6 +1,5 @@
 //! The CLI commands; `main.rs` only parses arguments and dispatches here.
 
-pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod fs_config;

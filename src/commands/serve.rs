@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::proxy::{self, capacity, Gateway};
-use crate::tls;
+use vertogw_net::tls;
 
 /// Runs the gateway for the map at `path` until SIGTERM/SIGINT.
 pub async fn run(path: PathBuf) -> anyhow::Result<()> {
@@ -37,7 +37,7 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
 /// Each session costs two descriptors, so the usual soft limit of 1024 would cap the
 /// gateway at ~500 sessions; the hard limit is what the operator actually granted.
 fn raise_descriptor_limit() {
-    match capacity::raise_nofile_limit() {
+    match vertogw_net::fd::raise_nofile_limit() {
         Ok(limit) => info!(
             nofile = limit,
             session_capacity = capacity::session_capacity(limit),
@@ -45,8 +45,8 @@ fn raise_descriptor_limit() {
         ),
         Err(err) => warn!(
             error = %err,
-            nofile = capacity::nofile_limit(),
-            session_capacity = capacity::session_capacity(capacity::nofile_limit()),
+            nofile = vertogw_net::fd::nofile_limit(),
+            session_capacity = capacity::session_capacity(vertogw_net::fd::nofile_limit()),
             "cannot raise the open-file limit"
         ),
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::sim::{SimConfig, SimNode};
+use vertogw_sim::{SimConfig, SimNode};
 
 /// Serves a simulated node on `listen` with the users of `users` (TOML, see
-/// `tests/fixtures/sim-users.toml`) until `shutdown` is cancelled, then closes every
+/// `config/sim-users.toml`) until `shutdown` is cancelled, then closes every
 /// socket with 1000. With `tls` the node serves `wss://`.
 pub async fn run(
     listen: SocketAddr,
@@ -63,7 +63,7 @@ mod tests {
     async fn the_example_users_file_serves_until_cancelled() {
         let users = Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/sim-users.toml"
+            "/config/sim-users.toml"
         ));
         let shutdown = CancellationToken::new();
         shutdown.cancel();

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::tls::TlsError;
+use vertogw_net::tls::TlsError;
 
 /// What is wrong with a map, phrased so the operator knows what to change.
 #[derive(Debug, thiserror::Error)]

@@ -111,11 +111,13 @@ impl Config {
                     kind,
                 });
             };
-            if let Err(e) = crate::tls::load_server_config(&gateway.tls_cert, &gateway.tls_key) {
+            if let Err(e) =
+                vertogw_net::tls::load_server_config(&gateway.tls_cert, &gateway.tls_key)
+            {
                 fail(lines.tls_cert, ConfigErrorKind::Tls(e));
             }
             if let (Some(ca), Some(line)) = (&gateway.upstream_ca, lines.upstream_ca) {
-                if let Err(e) = crate::tls::client_config(Some(ca)) {
+                if let Err(e) = vertogw_net::tls::client_config(Some(ca)) {
                     fail(line, ConfigErrorKind::UpstreamCa(e));
                 }
             }

@@ -347,7 +347,7 @@ fn load_checks_certificate_and_key_relative_to_the_map() {
     let dir = temp_dir("load");
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
-    let ss = crate::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
+    let ss = vertogw_net::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(certs.join("gw.crt"), &ss.cert_pem).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(certs.join("gw.key"), &ss.key_pem).unwrap_or_else(|e| panic!("{e}"));
     let good = map("", PARTITION)

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
@@ -23,20 +22,6 @@ pub const HANDSHAKES_PER_CORE: usize = 32;
 pub fn concurrent_handshakes() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     HANDSHAKES_PER_CORE * cores
-}
-
-/// Raises the soft open-file limit to the hard limit; returns the limit now in force.
-pub fn raise_nofile_limit() -> std::io::Result<u64> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    }
-    Ok(hard)
-}
-
-/// The soft open-file limit in force (a conservative 1024 when it cannot be read).
-pub fn nofile_limit() -> u64 {
-    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
 }
 
 /// How many sessions fit in `nofile` descriptors.

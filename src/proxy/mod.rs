@@ -89,7 +89,7 @@ impl Gateway {
     /// the current descriptor limit allows.
     pub fn max_connections(&self) -> usize {
         let configured = self.router.load().config().gateway.max_connections;
-        configured.unwrap_or_else(|| capacity::session_capacity(capacity::nofile_limit()))
+        configured.unwrap_or_else(|| capacity::session_capacity(vertogw_net::fd::nofile_limit()))
     }
 
     /// The current per-connection limits.

@@ -16,10 +16,10 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::ws_config;
 use crate::config::NodeUrl;
-use crate::net::MaybeTls as UpstreamIo;
+use vertogw_net::MaybeTls;
 
 /// A WebSocket to a node.
-pub type NodeSocket = WebSocketStream<UpstreamIo>;
+pub type NodeSocket = WebSocketStream<MaybeTls>;
 
 /// Why one node could not be reached; logged, never shown to the browser.
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +80,9 @@ async fn connect_inner(url: &NodeUrl, tls: &Arc<ClientConfig>) -> Result<NodeSoc
             .connect(name, tcp)
             .await
             .map_err(ConnectError::Tls)?;
-        UpstreamIo::tls(stream)
+        MaybeTls::tls(stream)
     } else {
-        UpstreamIo::Plain(tcp)
+        MaybeTls::Plain(tcp)
     };
     upgrade(io, url).await
 }
@@ -93,7 +93,7 @@ const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 /// The client side of the WebSocket upgrade, by hand rather than tungstenite's: its
 /// handshake leaves a 4 KiB read buffer inside every node socket for the session's
 /// whole life, and mod_verto's answer is a fixed, tiny 101.
-async fn upgrade(mut io: UpstreamIo, url: &NodeUrl) -> Result<NodeSocket, ConnectError> {
+async fn upgrade(mut io: MaybeTls, url: &NodeUrl) -> Result<NodeSocket, ConnectError> {
     let key = generate_key();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

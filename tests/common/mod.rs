@@ -31,8 +31,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use vertogw::config::Config;
 use vertogw::proxy::{serve, Gateway};
-use vertogw::sim::{SimConfig, SimNode, SimStats, SimUsers};
-use vertogw::tls;
+use vertogw_net::tls;
+use vertogw_sim::{SimConfig, SimNode, SimStats, SimUsers};
 
 /// The bound on every single wait of a test (one frame, one node event).
 pub const TIMEOUT: Duration = Duration::from_secs(5);

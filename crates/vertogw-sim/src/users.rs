@@ -299,15 +299,30 @@ mod tests {
     }
 
     #[test]
-    fn the_example_users_file_parses() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/sim-users.toml"
-        ));
-        let file = UsersFile::load(path).unwrap();
+    fn a_users_file_with_every_key_parses() {
+        let text = r#"
+force_domain = "example.com"
+[[user]]
+id = "1008"
+password = "1234"
+[[user]]
+id = "1001"
+password = "1234"
+allowed_methods = []
+[[range]]
+start = 1002
+end = 1999
+password = "1234"
+allowed_methods = ["verto", "echo"]
+"#;
+        let file = UsersFile::parse(text, Path::new("u.toml")).unwrap();
         assert_eq!(file.force_domain.as_deref(), Some("example.com"));
-        assert!(file.users.lookup("1008").is_some());
-        assert!(file.users.lookup("1999").is_some());
+        assert_eq!(&*file.users.lookup("1008").unwrap().allowed(), ["verto"]);
+        assert!(file.users.lookup("1001").unwrap().allowed().is_empty());
+        assert_eq!(
+            &*file.users.lookup("1999").unwrap().allowed(),
+            ["verto", "echo"]
+        );
     }
 
     #[test]

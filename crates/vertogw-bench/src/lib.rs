@@ -1,4 +1,4 @@
-//! `vertogw bench`: a Verto load generator that behaves like many browsers, to compare
+//! vertogw-bench: a Verto load generator that behaves like many browsers, to compare
 //! the gateway with other proxies and with a direct connection to a node.
 //!
 //! Every session connects (TCP, TLS with SNI, WebSocket upgrade), sends the empty
@@ -35,6 +35,7 @@
 //!   measured phase (idle: before connecting → all logged in; `rss_kib_end` at the end
 //!   of the hold). `rss_kib_per_session` divides by `logged_in`.
 //! - `nofile_limit`: the bench's own open-file limit after raising it.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 
@@ -52,7 +53,6 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub use crate::proxy::capacity::raise_nofile_limit;
 pub use connect::Trust;
 pub use hist::{LoginSummary, Recorder, RttSummary, MAX_RECORDED_US};
 pub use modes::run;
@@ -81,7 +81,7 @@ pub enum BenchError {
     Invalid(String),
     /// The trusted certificate could not be used.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] vertogw_net::tls::TlsError),
 }
 
 /// How a session failed.
@@ -132,6 +132,11 @@ impl ErrorCounts {
             ErrorKind::Closed => &mut self.closed,
         };
         *slot += 1;
+    }
+
+    /// Sessions that failed, in any category (`rpc_error` counts replies, not sessions).
+    pub fn failed_sessions(&self) -> u64 {
+        self.connect + self.tls + self.upgrade + self.login_rejected + self.timeout + self.closed
     }
 
     /// Adds `other` into `self`.

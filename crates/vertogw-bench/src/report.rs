@@ -55,6 +55,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many things went wrong: failed sessions (or, where fewer were counted, the
+    /// sessions that never logged in) plus error replies to requests. Zero for a clean run.
+    pub fn failures(&self) -> u64 {
+        let missing = self.sessions.saturating_sub(self.logged_in) as u64;
+        self.errors.failed_sessions().max(missing) + self.errors.rpc_error
+    }
+
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))

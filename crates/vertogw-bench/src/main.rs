@@ -1,73 +1,80 @@
-//! `vertogw bench`: the command-line face of [`crate::bench`]: parse options, raise
-//! the open-file limit, run, print the report.
+//! `vertogw-bench`: the command line of the load generator: parse options, raise the
+//! open-file limit, run, print the report, and exit non-zero when any session failed.
+//!
+//! Exit codes: 0 every session logged in and every request was answered; 1 the run
+//! finished but some sessions or requests failed (the report says which); 2 the run
+//! could not start (bad options, unreadable certificate, runtime).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Parser;
 
-use crate::bench::{self, BenchConfig, Mode, Trust};
+use vertogw_bench::{BenchConfig, Mode, Report, Trust};
 
-/// Options of `vertogw bench`.
-#[derive(clap::Args)]
-pub struct BenchArgs {
+/// Load-test a Verto endpoint (the vertogw gateway, another proxy, or a node) like many browsers.
+#[derive(Parser)]
+#[command(version, about)]
+struct BenchArgs {
     /// Target: ws:// or wss:// URL (loopback only), e.g. wss://127.0.0.1:8443/.
     #[arg(long)]
-    pub url: String,
+    url: String,
     /// PEM certificate(s) to trust for wss:// (e.g. the gateway's self-signed cert).
     #[arg(long, conflicts_with = "insecure")]
-    pub ca: Option<PathBuf>,
+    ca: Option<PathBuf>,
     /// Accept any server certificate.
     #[arg(long)]
-    pub insecure: bool,
+    insecure: bool,
     /// TLS server name to send and verify (default: the URL's host).
     #[arg(long)]
-    pub sni: Option<String>,
+    sni: Option<String>,
     /// steady | throughput | idle | storm.
     #[arg(long, default_value = "steady")]
-    pub mode: Mode,
+    mode: Mode,
     /// Sessions (default 64 for throughput, else 100); storm: the storm's sessions.
     #[arg(long)]
-    pub sessions: Option<usize>,
+    sessions: Option<usize>,
     /// Requests per second per session (steady).
     #[arg(long, default_value_t = 10.0)]
-    pub rate: f64,
+    rate: f64,
     /// Load window, seconds (steady, throughput).
     #[arg(long, default_value_t = 10.0)]
-    pub duration: f64,
+    duration: f64,
     /// Idle hold, seconds (idle).
     #[arg(long, default_value_t = 10.0)]
-    pub hold: f64,
+    hold: f64,
     /// Bytes of padding in each echo request.
     #[arg(long, default_value_t = 200)]
-    pub payload: usize,
+    payload: usize,
     /// Domain of every login.
     #[arg(long, default_value = "bench.test")]
-    pub domain: String,
+    domain: String,
     /// Session i logs in as <user-start + i>@<domain>.
     #[arg(long, default_value_t = 1000)]
-    pub user_start: u64,
+    user_start: u64,
     /// Password of every user.
     #[arg(long, default_value = "1234", env = "VERTOGW_BENCH_PASSWORD")]
-    pub password: String,
+    password: String,
     /// Sessions connecting at once (storm: all of its sessions).
     #[arg(long, default_value_t = 256)]
-    pub connect_concurrency: usize,
+    connect_concurrency: usize,
     /// Bound on one session's TCP + TLS + upgrade + login, ms.
     #[arg(long, default_value_t = 30_000)]
-    pub login_timeout_ms: u64,
+    login_timeout_ms: u64,
     /// Storm: steady sessions established before the storm.
     #[arg(long, default_value_t = 0)]
-    pub background_sessions: usize,
+    background_sessions: usize,
     /// Storm: requests per second per background session.
     #[arg(long, default_value_t = 10.0)]
-    pub background_rate: f64,
+    background_rate: f64,
     /// Print the report as one JSON object.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     /// Report CPU and memory of this process over the measured phase (repeatable).
     #[arg(long = "watch-pid")]
-    pub watch_pid: Vec<u32>,
+    watch_pid: Vec<u32>,
 }
 
 impl BenchArgs {
@@ -110,25 +117,71 @@ impl BenchArgs {
     }
 }
 
-/// Runs the bench and prints its report (JSON with `--json`) to `out`.
-pub async fn run(args: BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(run(&args)) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let printed = if args.json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        write!(out, "{report}")
+    };
+    if let Err(err) = printed.and_then(|()| out.flush()) {
+        eprintln!("error: cannot print the report: {err}");
+        return ExitCode::from(2);
+    }
+    let failures = report.failures();
+    if failures > 0 {
+        eprintln!(
+            "error: {failures} failure(s): {} of {} sessions logged in (see errors in the report)",
+            report.logged_in, report.sessions
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Raises the open-file limit and runs the load.
+async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let config = args.config()?;
-    let nofile = match bench::raise_nofile_limit() {
+    let nofile = match vertogw_net::fd::raise_nofile_limit() {
         Ok(limit) => {
-            tracing::info!(limit, "bench: soft RLIMIT_NOFILE raised to the hard limit");
+            tracing::info!(limit, "soft RLIMIT_NOFILE raised to the hard limit");
             Some(limit)
         }
         Err(e) => {
-            tracing::warn!(error = %e, "bench: cannot raise RLIMIT_NOFILE");
+            tracing::warn!(error = %e, "cannot raise RLIMIT_NOFILE");
             None
         }
     };
-    let mut report = bench::run(&config).await?;
+    let mut report = vertogw_bench::run(&config).await?;
     report.nofile_limit = nofile;
-    if args.json {
-        writeln!(out, "{}", report.to_json())?;
-    } else {
-        write!(out, "{report}")?;
-    }
-    Ok(())
+    Ok(report)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{config, error, start, Client, Got, INVALID_REQUEST, OP_BINARY, WAIT};
-use crate::sim::session::INVALID_METHOD;
+use crate::session::INVALID_METHOD;
 
 const SESSID: &str = "1e6747ba-a5f9-49f4-a1ae-4ca6924e76c2";
 
@@ -366,7 +366,7 @@ async fn the_speed_test_needs_a_login_and_echoes_the_volume() {
         }
         volume += frame.len();
     }
-    assert_eq!(volume, 3000 * crate::sim::ECHO_REPEATS);
+    assert_eq!(volume, 3000 * crate::ECHO_REPEATS);
     let mut anonymous = Client::connect(&node).await;
     anonymous.send("#SPU 10").await;
     anonymous.closed_with_1000().await;

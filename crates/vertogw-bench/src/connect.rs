@@ -42,7 +42,7 @@ pub struct Target {
 }
 
 /// A socket to the target, plain or TLS.
-pub type BenchStream = crate::net::MaybeTls;
+pub type BenchStream = vertogw_net::MaybeTls;
 
 /// A session's WebSocket.
 pub type Ws = WebSocketStream<BenchStream>;
@@ -137,12 +137,12 @@ impl Target {
 
 fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, BenchError> {
     let mut config = match trust {
-        Trust::Pem(pem) => (*crate::tls::client_config_trusting(pem)?).clone(),
+        Trust::Pem(pem) => (*vertogw_net::tls::client_config_trusting(pem)?).clone(),
         Trust::Insecure => {
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             ClientConfig::builder_with_provider(Arc::clone(&provider))
                 .with_safe_default_protocol_versions()
-                .map_err(|source| crate::tls::TlsError::Rustls {
+                .map_err(|source| vertogw_net::tls::TlsError::Rustls {
                     what: "bench client config".into(),
                     source,
                 })?

@@ -1,5 +1,5 @@
-//! A TCP stream with or without TLS, client or server side: the node leg of the
-//! gateway, the simulated node's accepted sockets and the load generator's sockets.
+//! A TCP stream with or without TLS, client or server side: the gateway's node leg,
+//! the simulated node's accepted sockets and the load generator's sockets.
 
 use std::io;
 use std::pin::Pin;

@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use super::{
     config, start, Client, Got, INVALID_REQUEST, OP_CONT, OP_PING, OP_PONG, OP_TEXT, WAIT,
 };
-use crate::sim::MAX_MESSAGE_BYTES;
+use crate::MAX_MESSAGE_BYTES;
 
 #[tokio::test]
 async fn the_101_is_byte_exact_and_echoes_the_subprotocol_list_verbatim() {
@@ -178,7 +178,7 @@ async fn a_reader_that_never_reads_is_dropped_instead_of_queueing_forever() {
     a.ready("1008", "s").await;
     let chunk = "y".repeat(4 * 1024);
     let mut refused = 0;
-    while refused < crate::sim::MAX_MISSED && node.stats().open_sockets > 0 {
+    while refused < crate::MAX_MISSED && node.stats().open_sockets > 0 {
         if node.broadcast(chunk.clone()) == 0 {
             refused += 1;
         }
@@ -189,8 +189,8 @@ async fn a_reader_that_never_reads_is_dropped_instead_of_queueing_forever() {
 
 #[tokio::test]
 async fn wss_serves_the_same_protocol() {
-    let cert = crate::tls::self_signed(&["localhost", "127.0.0.1"]).unwrap();
-    let server = crate::tls::server_config_from_pem(
+    let cert = vertogw_net::tls::self_signed(&["localhost", "127.0.0.1"]).unwrap();
+    let server = vertogw_net::tls::server_config_from_pem(
         cert.cert_pem.as_bytes(),
         cert.key_pem.as_bytes(),
         "sim",
@@ -201,7 +201,7 @@ async fn wss_serves_the_same_protocol() {
         node.url(),
         format!("wss://localhost:{}/", node.local_addr().port())
     );
-    let client = crate::tls::client_config_trusting(cert.cert_pem.as_bytes()).unwrap();
+    let client = vertogw_net::tls::client_config_trusting(cert.cert_pem.as_bytes()).unwrap();
     let tcp = TcpStream::connect(node.local_addr()).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::clone(&client))

@@ -1,7 +1,7 @@
-//! The simulated node's sockets: plain or TLS ([`crate::net::MaybeTls`]), and how a
+//! The simulated node's sockets: plain or TLS ([`vertogw_net::MaybeTls`]), and how a
 //! crashed node drops them.
 
-use crate::net::MaybeTls;
+use vertogw_net::MaybeTls;
 
 /// An accepted connection, after TLS if the node has it.
 pub(crate) type SimStream = MaybeTls;

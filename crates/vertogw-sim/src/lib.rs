@@ -1,8 +1,9 @@
-//! A simulated mod_verto node that behaves like the real one on the wire.
+//! vertogw-sim: a simulated FreeSWITCH mod_verto node that behaves like the real one on
+//! the wire, so the gateway can be demonstrated, tested and benchmarked without FreeSWITCH.
 //!
 //! Reproduces FreeSWITCH HEAD (`cc93a683ca`, libks 2.0.11) with `userauth` on,
 //! `blind-reg` off and optional `force-register-domain`, as captured in
-//! `/work/shared/verto/transcripts`: libks' handshake and framing quirks (no pongs,
+//! the project's reference transcripts (`shared/verto/transcripts`): libks' handshake and framing quirks (no pongs,
 //! ping payloads parsed as JSON-RPC, 999,999-byte limit, close 1000 for everything),
 //! the exact auth error matrix, `sessid` injection, node-global server request ids,
 //! `verto.clientReady`, punt / "Session in use", the 30 s JSON-RPC keepalive and the
@@ -12,6 +13,7 @@
 //! `session` (its JSON-RPC state machine, no I/O) → `auth` and `methods`;
 //! `handshake` and `frame` are the WebSocket layer, `shared` the node-wide state,
 //! `users` the directory, `json` an order-preserving JSON value.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::sim::{SimConfig, SimNode, SimUsers};
+use vertogw_sim::{SimConfig, SimNode, SimUsers};
 
 /// Upper bound on any one run in these tests.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -16,9 +16,9 @@ async fn node(tls: bool) -> (SimNode, Trust) {
         .with_user("7000", "1234", &["verto"]);
     let mut config = SimConfig::new("bench-sim", users);
     config.client_ready_delay = Duration::from_millis(10);
-    let cert = crate::tls::self_signed(&["localhost"]).unwrap();
+    let cert = vertogw_net::tls::self_signed(&["localhost"]).unwrap();
     if tls {
-        let server = crate::tls::server_config_from_pem(
+        let server = vertogw_net::tls::server_config_from_pem(
             cert.cert_pem.as_bytes(),
             cert.key_pem.as_bytes(),
             "test",
@@ -146,7 +146,7 @@ async fn users_without_echo_permission_show_up_as_rpc_errors() {
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_tls_error_and_a_closed_port_a_connect_error() {
     let (node, _) = node(true).await;
-    let other = crate::tls::self_signed(&["localhost"]).unwrap();
+    let other = vertogw_net::tls::self_signed(&["localhost"]).unwrap();
     let c = config(
         wss_url(&node),
         Trust::Pem(other.cert_pem.into_bytes()),
