@@ -38,8 +38,6 @@ pub struct LoginRequest {
     pub id: String,
     /// `params.login`, e.g. `1008@example.com`.
     pub login: String,
-    /// `params.sessid`, when the browser sent one.
-    pub sessid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,8 +60,6 @@ struct LoginParams {
     login: Option<serde_json::Value>,
     #[serde(default)]
     passwd: Option<serde_json::Value>,
-    #[serde(default)]
-    sessid: Option<serde_json::Value>,
 }
 
 /// Classifies one text message received before any node accepted a login, answering
@@ -117,14 +113,9 @@ fn classify_login(id: &str, params: &RawValue) -> PreLogin {
         Some(serde_json::Value::String(p)) if !p.is_empty() => {}
         _ => return PreLogin::MissingPasswd(error_reply(id, AUTH_FAILED, "Missing passwd")),
     }
-    let sessid = match params.sessid {
-        Some(serde_json::Value::String(s)) => Some(s),
-        _ => None,
-    };
     PreLogin::Login(LoginRequest {
         id: id.to_owned(),
         login,
-        sessid,
     })
 }
 
@@ -234,10 +225,6 @@ pub fn as_login_request(text: &str) -> Option<LoginRequest> {
             .map(|raw| raw.get().to_owned())
             .unwrap_or("null".into()),
         login,
-        sessid: match params.sessid {
-            Some(serde_json::Value::String(s)) => Some(s),
-            _ => None,
-        },
     })
 }
 
@@ -342,7 +329,6 @@ mod tests {
         };
         assert_eq!(req.id, "3");
         assert_eq!(req.login, "1008@example.com");
-        assert_eq!(req.sessid.as_deref(), Some("abc"));
         assert!(!format!("{req:?}").contains("s3cret"));
     }
 

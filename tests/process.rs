@@ -197,6 +197,30 @@ async fn sigterm_closes_live_sessions_with_1001_and_serve_exits_0_printing_nothi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_the_node_refuses_is_logged_with_its_login_and_node() {
+    let run = run_and_terminate().await;
+    let refused: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("login refused by the node"))
+        .collect();
+    assert_eq!(refused.len(), 1, "stderr:\n{}", run.stderr);
+    for field in [
+        "login=\"1001@acme.test\"",
+        "node=\"fs1\"",
+        "failure=\"node_refused\"",
+    ] {
+        assert!(
+            refused[0].contains(field),
+            "{field} missing in {}",
+            refused[0]
+        );
+    }
+    let listening = run.stderr.matches("gateway listening").count();
+    assert_eq!(listening, 1, "logged once, not per core:\n{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_never_reaches_the_log_even_at_trace_level() {
     let run = run_and_terminate().await;
     let log = &run.stderr;

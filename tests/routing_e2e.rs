@@ -73,18 +73,41 @@ async fn login_without_domain_routes_by_the_default_domain() {
         node_tables(&["fs1"]),
         partition("acme", &["fs1"], r#"["acme.test"]"#, None),
     );
+    // mod_verto needs a domain too: a node that serves domain-less logins is set up
+    // with force-register-domain, as the README says.
     let gw = Setup::new(&map)
-        .node(sim("fs1"))
+        .node(sim("fs1").with_force_domain(Some("acme.test".into())))
         .tweak(|c| c.gateway.default_domain = Some("acme.test".into()))
         .start()
         .await;
     let mut ws = gw.client().await;
-    // The simulated node needs a domain, so the login itself is refused there; what
-    // matters is that the gateway routed it to fs1 instead of refusing it.
-    send_json(&mut ws, &login_request("1000", PASSWORD, &sessid(), 1)).await;
-    let reply = recv_json(&mut ws).await;
-    assert_eq!(reply["id"], 1, "{reply}");
-    assert_eq!(gw.node("fs1").stats().upgrades, 1, "routed to fs1: {reply}");
+    assert_eq!(login_ready(&mut ws, "1000", 1).await, "fs1");
+}
+
+#[tokio::test]
+async fn a_replaced_map_routes_new_logins_and_leaves_sessions_where_they_are() {
+    let old = format!(
+        "{}{}",
+        node_tables(&["old", "new"]),
+        partition("acme", &["old"], r#"["acme.test"]"#, None),
+    );
+    let gw = start(&old, &["old", "new"]).await;
+    let mut before = gw.client().await;
+    assert_eq!(login_ready(&mut before, "1000@acme.test", 1).await, "old");
+
+    let mut config = (*gw.config).clone();
+    config.partitions[0].nodes = vec!["new".into()];
+    gw.gateway.replace_config(std::sync::Arc::new(config));
+
+    assert_eq!(landing_node(&gw, "1001@acme.test").await, "new");
+    send_json(&mut before, &request("echo", json!({"n": 1}), 2)).await;
+    let reply = recv_json(&mut before).await;
+    assert_eq!(
+        reply["result"]["n"], 1,
+        "the old session still works: {reply}"
+    );
+    assert_eq!(gw.node("old").stats().logins_ok, 1);
+    assert_eq!(gw.node("new").stats().logins_ok, 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::proxy::{self, capacity, Gateway};
+use crate::proxy::{self, Gateway};
 use vertogw_net::tls;
 
 /// Runs the gateway for the map at `path` until SIGTERM/SIGINT.
@@ -27,7 +27,6 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", gw.listen))?;
     let shutdown = super::signals::shutdown_token();
     let gateway = Gateway::new(Arc::clone(&config), server_tls, upstream_tls);
-    info!(threads, "serving one listener per core");
     tokio::task::spawn_blocking(move || proxy::serve_sharded(listeners, gateway, shutdown))
         .await
         .context("serving threads")??;
@@ -40,13 +39,13 @@ fn raise_descriptor_limit() {
     match vertogw_net::fd::raise_nofile_limit() {
         Ok(limit) => info!(
             nofile = limit,
-            session_capacity = capacity::session_capacity(limit),
+            session_capacity = proxy::session_capacity(limit),
             "open-file limit raised to the hard limit"
         ),
         Err(err) => warn!(
             error = %err,
             nofile = vertogw_net::fd::nofile_limit(),
-            session_capacity = capacity::session_capacity(vertogw_net::fd::nofile_limit()),
+            session_capacity = proxy::session_capacity(vertogw_net::fd::nofile_limit()),
             "cannot raise the open-file limit"
         ),
     }

@@ -21,7 +21,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use super::capacity::{self, Admission};
-use super::session::{self, SessionCtx};
+use super::context::SessionCtx;
+use super::session;
 use super::{upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not
@@ -36,6 +37,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let admission = Arc::new(Admission::new(gateway.max_connections()));
+    info!(
+        listen = %listener.local_addr()?,
+        threads = 1,
+        max_connections = admission.max(),
+        "gateway listening"
+    );
     serve_shard(listener, gateway, shutdown, admission).await
 }
 
@@ -48,11 +55,6 @@ pub async fn serve_shard(
     admission: Arc<Admission>,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
-    info!(
-        listen = %listener.local_addr()?,
-        max_connections = admission.max(),
-        "gateway listening"
-    );
     let mut refused = RefusalLog::default();
     loop {
         let (tcp, peer) = tokio::select! {

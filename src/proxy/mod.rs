@@ -3,16 +3,17 @@
 //!
 //! Policy (which node) comes from [`crate::routing`]; everything here is mechanism.
 
-pub mod capacity;
+mod capacity;
 mod close;
+mod context;
 mod listener;
 mod relay;
 mod session;
-pub mod shards;
+mod shards;
 mod tcp;
-pub mod upgrade;
+mod upgrade;
 mod upstream;
-pub mod ws_config;
+mod ws_config;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +21,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use rustls::{ClientConfig, ServerConfig};
 
-pub use close::{EndReason, BAD_GATEWAY};
-pub use listener::{serve, serve_shard};
-pub use shards::{bind, bind_one, serve_sharded, LISTEN_BACKLOG};
+pub use capacity::session_capacity;
+pub use listener::serve;
+pub use shards::{bind, bind_one, serve_sharded};
 
 use crate::config::Config;
 use crate::routing::Router;
@@ -80,7 +81,8 @@ impl Gateway {
         self.router.load_full()
     }
 
-    /// Replaces the map; sessions already routed stay where they are.
+    /// Replaces the map; sessions already routed stay where they are. The seam for hot
+    /// reload (SIGHUP and the admin API), which swaps a validated map in here.
     pub fn replace_config(&self, config: Arc<Config>) {
         self.router.store(Arc::new(Router::new(config)));
     }

@@ -20,7 +20,7 @@ use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::close::EndReason;
-use super::session::{browser_read_end, BrowserSocket, SessionCtx, Summary};
+use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::upstream::NodeSocket;
 use crate::verto;
 

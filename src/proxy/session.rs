@@ -2,53 +2,17 @@
 //! answers the browser itself, routes each credentialed `login`, reaches the
 //! partition's node and forwards the login unchanged; then hands over to the relay.
 
-use std::sync::Arc;
-
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::close::{close_leg, EndReason};
+use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::relay;
 use super::upstream::{self, NodeSocket};
-use super::{Gateway, MAX_LOGIN_FAILURES};
+use super::MAX_LOGIN_FAILURES;
 use crate::config::NodeUrl;
 use crate::verto::{self, LoginOutcome, LoginRequest, PreLogin};
-
-/// The browser's WebSocket.
-pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
-
-/// What a session needs from its connection.
-pub struct SessionCtx {
-    /// The gateway (router, TLS for nodes, settings).
-    pub gateway: Arc<Gateway>,
-    /// When TCP was accepted.
-    pub accepted: Instant,
-    /// Until when a node must have accepted a login.
-    pub deadline: Instant,
-    /// Cancelled when the gateway shuts down.
-    pub shutdown: CancellationToken,
-}
-
-/// What the session log line reports.
-#[derive(Debug, Default)]
-pub struct Summary {
-    /// The login the session is (or was last trying to be) routed for.
-    pub login: Option<String>,
-    /// Its partition.
-    pub partition: Option<String>,
-    /// The node it reached.
-    pub node: Option<String>,
-    /// Payload bytes browser → node.
-    pub bytes_up: u64,
-    /// Payload bytes node → browser.
-    pub bytes_down: u64,
-}
 
 /// The node leg while its login is pending.
 struct Upstream {
@@ -128,14 +92,6 @@ pub async fn finish(browser: BrowserSocket, node: Option<NodeSocket>, reason: &E
 enum Event {
     Browser(Option<Result<Message, WsError>>),
     Node(Option<Result<Message, WsError>>),
-}
-
-/// Maps a failed browser read to why the session ends.
-pub fn browser_read_end(err: Option<WsError>) -> EndReason {
-    match err {
-        Some(WsError::Capacity(_)) => EndReason::Oversize,
-        _ => EndReason::BrowserGone,
-    }
 }
 
 /// The pre-login state machine.
@@ -335,8 +291,23 @@ impl Auth<'_> {
             None | Some(Err(_)) => return Err(EndReason::NodeGone),
             Some(Ok(Message::Close(frame))) => return Err(EndReason::NodeClosed(frame)),
             Some(Ok(Message::Text(text))) => {
-                let outcome = verto::login_outcome(&text, &up.login_id);
-                (Message::Text(text), outcome == LoginOutcome::Accepted)
+                let accepted = match verto::login_outcome(&text, &up.login_id) {
+                    LoginOutcome::Accepted => true,
+                    LoginOutcome::Rejected => {
+                        // The node's verdict on the credentials: relayed as it is, and
+                        // logged so refusals are visible at the gateway too.
+                        info!(
+                            login = self.summary.login.as_deref(),
+                            partition = %up.partition,
+                            node = self.summary.node.as_deref(),
+                            failure = "node_refused",
+                            "login refused by the node"
+                        );
+                        false
+                    }
+                    LoginOutcome::Unrelated => false,
+                };
+                (Message::Text(text), accepted)
             }
             Some(Ok(m @ Message::Binary(_))) => (m, false),
             Some(Ok(_)) => return Ok(false),

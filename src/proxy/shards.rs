@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use super::capacity::Admission;
 use super::listener::serve_shard;
@@ -18,21 +19,30 @@ use super::Gateway;
 pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds `count` listeners to `addr`, sharing the port with `SO_REUSEPORT` when there
-/// is more than one (the kernel then spreads connections across them).
+/// is more than one (the kernel then spreads connections across them). With port 0 the
+/// first listener picks the port and the others join it, so every shard serves the
+/// same, single address.
 pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
-    (0..count.max(1))
-        .map(|_| {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            socket.set_reuse_address(true)?;
-            if count > 1 {
-                socket.set_reuse_port(true)?;
-            }
-            socket.bind(&addr.into())?;
-            socket.listen(LISTEN_BACKLOG)?;
-            socket.set_nonblocking(true)?;
-            Ok(socket.into())
-        })
-        .collect()
+    let shared = count > 1;
+    let first = bind_socket(addr, shared)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(bind_socket(addr, shared)?);
+    }
+    Ok(listeners)
+}
+
+fn bind_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// One listener with the gateway's backlog, for callers inside a Tokio runtime.
@@ -52,6 +62,14 @@ pub fn serve_sharded(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let admission = Arc::new(Admission::new(gateway.max_connections()));
+    if let Some(first) = listeners.first() {
+        info!(
+            listen = %first.local_addr()?,
+            threads = listeners.len(),
+            max_connections = admission.max(),
+            "gateway listening"
+        );
+    }
     let threads: Vec<_> = listeners
         .into_iter()
         .enumerate()
@@ -83,4 +101,17 @@ pub fn serve_sharded(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_zero_gives_every_shard_the_same_port() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        assert_ne!(addrs[0].port(), 0);
+        assert!(addrs.iter().all(|a| *a == addrs[0]), "{addrs:?}");
+    }
 }

@@ -104,6 +104,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     /// The map the gateway runs with.
     pub config: Arc<Config>,
+    /// The gateway itself (to swap its map).
+    pub gateway: Arc<Gateway>,
     /// The simulated nodes, by name.
     pub nodes: Vec<(String, SimNode)>,
     /// Cancelling it shuts the gateway down.
@@ -225,10 +227,11 @@ impl Setup {
             .expect("bind gateway");
         let addr = listener.local_addr().expect("gateway address");
         let shutdown = CancellationToken::new();
-        let serve = tokio::spawn(serve(listener, gateway, shutdown.clone()));
+        let serve = tokio::spawn(serve(listener, Arc::clone(&gateway), shutdown.clone()));
         TestGateway {
             addr,
             config,
+            gateway,
             nodes,
             shutdown,
             serve,
