@@ -5,7 +5,7 @@
 #   vertogw  vertogw serve
 #   haproxy  HAProxy 2.6 (bench/haproxy.cfg.in)
 #   nginx    nginx 1.22 (bench/nginx.conf.in)
-# with the load generator `vertogw bench`, for the scenarios of docs/performance.md.
+# with the load generator `vertogw-bench`, for the scenarios of docs/performance.md.
 #
 # Usage: bench/run.sh [--quick] [--targets direct,vertogw,haproxy,nginx]
 #                     [--scenarios steady,throughput,idle,storm] [--reps N]
@@ -28,15 +28,16 @@ Options:
   --targets LIST   comma-separated subset of direct,vertogw,haproxy,nginx
   --scenarios LIST comma-separated subset of steady,throughput,idle,storm
   --reps N         repetitions (default 3, --quick 1); the summary shows medians
-  --out DIR        where raw JSON goes (default: docs/bench-results/<stamp>/ for a
+  --out DIR        where raw JSON and logs go (default: bench/results/<stamp>/ for a
                    full run, bench/results/<stamp>-quick/ for --quick)
-  --no-publish     a full run does not write docs/bench-results/<stamp>.md nor fill
-                   the tables of docs/performance.md
+  --no-publish     a full run does not write docs/bench-results/<stamp>.jsonl and
+                   <stamp>.md nor fill the tables of docs/performance.md
   --check          no load: validate the configs, bring every target up, probe it
                    (TLS + upgrade + Verto login + echo), stop it
   --dry-run        print the generator commands the run would execute, run nothing
 Environment:
   VERTOGW_BIN      the vertogw binary (default target/release/vertogw)
+  BENCH_BIN        the load generator (default target/release/vertogw-bench)
   BENCH_PORT_BASE  ports used: BASE+81 node, +441 direct, +443 vertogw, +444 haproxy,
                    +445 nginx (default 28000)
   BENCH_MAX_MINUTES  stop starting new runs after this many minutes (default 30)
@@ -95,6 +96,7 @@ DOMAIN=bench.test
 MAX_MINUTES=${BENCH_MAX_MINUTES:-30}
 
 BIN=${VERTOGW_BIN:-$ROOT/target/release/vertogw}
+GEN=${BENCH_BIN:-$ROOT/target/release/vertogw-bench}
 PORT_BASE=${BENCH_PORT_BASE:-28000}
 NODE_PORT=$((PORT_BASE + 81))
 declare -A PORT=(
@@ -240,14 +242,13 @@ for t in ${TARGETS//,/ }; do
   SELECTED+=("$t")
 done
 
-[ -x "$BIN" ] || die "$BIN not found: build it first (cargo build --release)"
-# One binary for the whole run, even if cargo rebuilds target/release meanwhile.
+[ -x "$BIN" ] || die "$BIN not found: build it first (cargo build --release --workspace)"
+[ -x "$GEN" ] || die "$GEN not found: build it first (cargo build --release --workspace)"
+# One copy of each binary for the whole run, even if cargo rebuilds target/release meanwhile.
 cp "$BIN" "$WORK/vgw" && BIN_SRC=$BIN && BIN="$WORK/vgw"
+cp "$GEN" "$WORK/vgw-bench" && GEN="$WORK/vgw-bench"
 command -v openssl >/dev/null || die "openssl is needed to generate the test certificate"
 command -v python3 >/dev/null || die "python3 is needed for the probe and the summary"
-if [ "$CHECK" = 0 ] && [ "$DRY" = 0 ] && ! "$BIN" bench --help >/dev/null 2>&1; then
-  die "$BIN has no 'bench' subcommand yet (the load generator); try --check"
-fi
 if [[ " ${SELECTED[*]} " == *" direct "* ]] && ! "$BIN" sim-node --help 2>&1 | grep -q -- '--tls-cert'; then
   loud "target 'direct' SKIPPED: this vertogw's sim-node has no --tls-cert (cannot serve wss)"
   kept=(); for t in "${SELECTED[@]}"; do [ "$t" = direct ] || kept+=("$t"); done; SELECTED=("${kept[@]}")
@@ -383,7 +384,7 @@ run_one() { # run_one REP VARIANT TIMEOUT TARGET ARGS...
   local rep=$1 variant=$2 limit=$3 t=$4; shift 4
   local base="$RAW/$variant.$t.r$rep" watch=() p rc=0 t_start t_end
   for p in "${PROXY_PIDS[@]}" "${NODE_PIDS[@]}"; do watch+=(--watch-pid "$p"); done
-  local cmd=("$BIN" bench --url "wss://127.0.0.1:${PORT[$t]}/" --ca "$CERTS/ca.crt" --sni localhost
+  local cmd=("$GEN" --url "wss://127.0.0.1:${PORT[$t]}/" --ca "$CERTS/ca.crt" --sni localhost
              --domain "$DOMAIN" --json "$@" "${watch[@]}")
   local ovf0 ovf1
   ovf0=$(tcpext ListenOverflows)
@@ -423,21 +424,18 @@ run_one() { # run_one REP VARIANT TIMEOUT TARGET ARGS...
 }
 
 # ---------------------------------------------------------------- main
-# A full run publishes its raw JSON under docs/; smoke and check runs stay in the
-# git-ignored bench/results/, and so do all process logs.
+# Raw JSON and process logs of every run go to the git-ignored bench/results/; a full
+# run then publishes docs/bench-results/<stamp>.jsonl (its raw JSON packed into one
+# file) and <stamp>.md (the tables).
 if [ "$CHECK" = 1 ]; then
   RESULTS=${OUT:-$BENCH/results/$STAMP-check} PUBLISH=0
 elif [ "$QUICK" = 1 ]; then
   RESULTS=${OUT:-$BENCH/results/$STAMP-quick} PUBLISH=0
 else
-  RESULTS=${OUT:-$ROOT/docs/bench-results/$STAMP}
+  RESULTS=${OUT:-$BENCH/results/$STAMP}
 fi
 RAW="$RESULTS"
-if [ "$QUICK" = 1 ] || [ "$CHECK" = 1 ]; then
-  LOG_DIR="$RESULTS/logs"
-else
-  LOG_DIR="$BENCH/results/$STAMP-logs"
-fi
+LOG_DIR="$RESULTS/logs"
 
 if [ "$DRY" = 1 ]; then
   RESULTS="" # nothing to keep
@@ -446,7 +444,7 @@ if [ "$DRY" = 1 ]; then
     for r in "${RUNS[@]}"; do
       IFS='|' read -r variant limit args <<<"$r"
       for t in "${SELECTED[@]}"; do
-        echo "r$rep $variant $t: timeout $limit $BIN bench --url wss://127.0.0.1:${PORT[$t]}/ --ca CA --sni localhost --domain $DOMAIN --json $args --watch-pid ..."
+        echo "r$rep $variant $t: timeout $limit $GEN --url wss://127.0.0.1:${PORT[$t]}/ --ca CA --sni localhost --domain $DOMAIN --json $args --watch-pid ..."
       done
     done
   done
@@ -516,10 +514,17 @@ else
   echo
   cat "$SUMMARY"
   if [ "$PUBLISH" = 1 ]; then
-    cp "$SUMMARY" "$ROOT/docs/bench-results/$STAMP.md"
-    python3 "$BENCH/summarise.py" "$RAW" --fill "$ROOT/docs/performance.md" ||
-      FAILED+=("could not fill docs/performance.md")
-    say "published docs/bench-results/$STAMP.md and the tables of docs/performance.md"
+    # One packed file instead of the raw files; its tables must match the raw ones.
+    PUB="$ROOT/docs/bench-results/$STAMP"
+    mkdir -p "$ROOT/docs/bench-results"
+    if python3 "$BENCH/summarise.py" --pack "$RAW" "$PUB.jsonl" &&
+       python3 "$BENCH/summarise.py" "$PUB.jsonl" >"$PUB.md" && cmp -s "$SUMMARY" "$PUB.md"; then
+      python3 "$BENCH/summarise.py" "$PUB.jsonl" --fill "$ROOT/docs/performance.md" ||
+        FAILED+=("could not fill docs/performance.md")
+      say "published docs/bench-results/$STAMP.jsonl, $STAMP.md and the tables of docs/performance.md"
+    else
+      FAILED+=("could not publish docs/bench-results/$STAMP.jsonl and .md (raw results stay in $RAW)")
+    fi
   fi
 fi
 

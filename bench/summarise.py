@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
-"""Summarises a bench/run.sh results directory as Markdown tables: per scenario, per
-target, the median over repetitions with the min-max range. Python 3 stdlib only.
+"""Summarises bench/run.sh results (a directory or a packed .jsonl) as Markdown tables.
 
-    bench/summarise.py RESULTS_DIR                 # print the tables
-    bench/summarise.py RESULTS_DIR --fill FILE     # also replace the block between
+Per scenario, per target: the median over repetitions with the min-max range. Python 3
+stdlib only.
+
+    bench/summarise.py RESULTS                     # print the tables
+    bench/summarise.py RESULTS --fill FILE         # also replace the block between
                                                    # <!-- bench:results:begin/end --> in FILE
     bench/summarise.py --one-line RUN.json         # one line about one run
+    bench/summarise.py --one-line RESULTS          # one line per run, prefixed by its name
+    bench/summarise.py --pack DIR OUT.jsonl        # pack a results directory into one file
 
-Each run is RESULTS_DIR/<variant>.<target>.r<rep>.json (the generator's --json output)
-with a .meta.json sidecar written by run.sh (target, pids of the measured process(es)
-and of the node, exit code). Process numbers are summed over the measured pids: the
-proxy (nginx: its workers), or for `direct` the node that terminates TLS itself.
+RESULTS is a results directory or a packed .jsonl file. In a directory, each run is
+<variant>.<target>.r<rep>.json (the generator's --json output) with a .meta.json sidecar
+written by run.sh (target, pids of the measured process(es) and of the node, exit code),
+plus env.txt (key=value lines about the machine and the run). A .jsonl file holds the
+same: a first line {"env": {key: value, ...}} (env.txt's lines, in order), then one line
+per run, sorted by name: {"name": "<variant>.<target>.r<rep>", "meta": <.meta.json>,
+"result": <.json, or null when missing, empty or not JSON>}; a non-empty file that is not
+JSON is kept as text in "result_text" (or "meta_text"). Process numbers are summed over
+the measured pids: the proxy (nginx: its workers), or for `direct` the node that
+terminates TLS itself.
 """
 import argparse
 import glob
@@ -134,17 +144,18 @@ def us_to_ms(v):
     return v / 1000.0 if isinstance(v, (int, float)) else None
 
 
-def load_runs(results_dir):
-    """[(variant, target, rep, metrics, meta)] for every run file in the directory."""
+RUN_NAME = re.compile(r"(.+)\.([a-z]+)\.r(\d+)")
+
+
+def load_runs(records):
+    """[(variant, target, rep, metrics, meta)] for every (name, meta, result) record."""
     runs = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
-        name = os.path.basename(path)
-        match = re.fullmatch(r"(.+)\.([a-z]+)\.r(\d+)\.json", name)
+    for name, meta, result in records:
+        match = RUN_NAME.fullmatch(name)
         if not match:
             continue
         variant, target, rep = match.group(1), match.group(2), int(match.group(3))
-        meta = read_json(path[: -len(".json")] + ".meta.json") or {}
-        result = read_json(path)
+        meta = meta if isinstance(meta, dict) else {}
         if meta.get("exit_code", 0) != 0 or not isinstance(result, dict):
             runs.append((variant, target, rep, None, meta))
         else:
@@ -158,6 +169,110 @@ def read_json(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def read_raw(path):
+    """(parsed JSON or None, the file's text when it is non-empty but not JSON, else None)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None, None
+    if not text.strip():
+        return None, None
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return None, text
+
+
+# ------------------------------------------------------------------ results: directory or .jsonl
+def run_names(results_dir):
+    """The sorted run names of a directory: from <name>.json and <name>.meta.json files."""
+    names = set()
+    for path in glob.glob(os.path.join(results_dir, "*.json")):
+        base = os.path.basename(path)
+        name = base[: -len(".meta.json")] if base.endswith(".meta.json") else base[: -len(".json")]
+        if RUN_NAME.fullmatch(name):
+            names.add(name)
+    return sorted(names)
+
+
+def read_results(path):
+    """(env, [(name, meta, result)]) from a results directory or a packed .jsonl file."""
+    if os.path.isdir(path):
+        records = [(name, read_json(os.path.join(path, name + ".meta.json")),
+                    read_json(os.path.join(path, name + ".json"))) for name in run_names(path)]
+        return read_env(path), records
+    if os.path.isfile(path):
+        return read_jsonl(path)
+    sys.exit(f"{path}: no such results directory or .jsonl file")
+
+
+def read_jsonl(path):
+    env, records = {}, []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                sys.exit(f"{path}:{number}: not JSON: {e}")
+            if isinstance(obj, dict) and "env" in obj and "name" not in obj:
+                env = obj["env"] if isinstance(obj["env"], dict) else {}
+            elif isinstance(obj, dict) and isinstance(obj.get("name"), str):
+                records.append((obj["name"], obj.get("meta"), obj.get("result")))
+            else:
+                sys.exit(f"{path}:{number}: neither an env line nor a run record")
+    return env, records
+
+
+def env_lines(results_dir):
+    """env.txt as an ordered {key: value}, refusing lines that would not survive packing."""
+    env = {}
+    path = os.path.join(results_dir, "env.txt")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return env
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if "=" not in line:
+            sys.exit(f"{path}:{number}: not key=value, cannot pack: {line!r}")
+        k, v = line.split("=", 1)
+        if k in env:
+            sys.exit(f"{path}:{number}: {k} repeated, cannot pack")
+        env[k] = v
+    return env
+
+
+def pack(results_dir, out_path):
+    """Writes the runs of results_dir as one .jsonl file (see the module docstring)."""
+    if not os.path.isdir(results_dir):
+        sys.exit(f"{results_dir}: not a directory")
+
+    def dump(obj):
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    lines = [dump({"env": env_lines(results_dir)})]
+    names = run_names(results_dir)
+    for name in names:
+        record = {"name": name}
+        texts = {}
+        for key, suffix in (("meta", ".meta.json"), ("result", ".json")):
+            record[key], texts[key] = read_raw(os.path.join(results_dir, name + suffix))
+        for key, text in texts.items():
+            if text is not None:
+                record[key + "_text"] = text
+        lines.append(dump(record))
+    tmp = out_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, out_path)
+    return len(names)
 
 
 # ------------------------------------------------------------------ formatting
@@ -251,10 +366,10 @@ def read_env(results_dir):
     return env
 
 
-def render(results_dir):
-    runs = load_runs(results_dir)
+def render(results):
+    env, records = read_results(results)
+    runs = load_runs(records)
     derive(runs)
-    env = read_env(results_dir)
     out = []
     if env:
         out.append(f"Run `{env.get('stamp', '?')}`: `{env.get('command', '')}`  ")
@@ -294,11 +409,18 @@ def fill(doc_path, text):
         f.write(doc)
 
 
-def one_line(path):
-    result = read_json(path)
+def one_lines(path):
+    """One line about one run file, or one per run of a results directory or .jsonl."""
+    if os.path.isdir(path) or path.endswith(".jsonl"):
+        _, records = read_results(path)
+        return "\n".join(f"{name}: {one_line(result, meta)}" for name, meta, result in records)
+    return one_line(read_json(path), read_json(path[: -len(".json")] + ".meta.json"))
+
+
+def one_line(result, meta):
     if not isinstance(result, dict):
         return "no JSON"
-    m = metrics(result, read_json(path[: -len(".json")] + ".meta.json"))
+    m = metrics(result, meta)
     parts = []
     if m["p50_ms"] is not None:
         parts.append(f"rtt p50 {m['p50_ms']:.2f} ms p99 {m['p99_ms'] or 0:.2f} ms")
@@ -322,16 +444,24 @@ def one_line(path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results_dir", nargs="?")
+    p.add_argument("results", nargs="?", metavar="RESULTS",
+                   help="a results directory or a packed .jsonl file")
     p.add_argument("--fill", metavar="FILE", help="replace the results block of FILE")
-    p.add_argument("--one-line", metavar="RUN_JSON", help="summarise one run in one line")
+    p.add_argument("--one-line", metavar="RUN_JSON",
+                   help="summarise one run in one line (a directory or .jsonl: every run)")
+    p.add_argument("--pack", nargs=2, metavar=("DIR", "OUT_JSONL"),
+                   help="pack the runs and env.txt of DIR into one .jsonl file")
     args = p.parse_args()
-    if args.one_line:
-        print(one_line(args.one_line))
+    if args.pack:
+        n = pack(*args.pack)
+        print(f"{args.pack[1]}: {n} runs", file=sys.stderr)
         return
-    if not args.results_dir:
-        p.error("RESULTS_DIR is required")
-    text = render(args.results_dir)
+    if args.one_line:
+        print(one_lines(args.one_line))
+        return
+    if not args.results:
+        p.error("RESULTS is required")
+    text = render(args.results)
     if args.fill:
         fill(args.fill, text)
     else:
