@@ -16,17 +16,23 @@
 //!   plan, render as an `iptables-restore` batch, diff against the live table, apply.
 //! - [`fsconfig`]: the FreeSWITCH settings (`ext-rtp-ip`, `rtp-ip`, RTP range,
 //!   `bind-local`, `local-network`) that must agree with the map, per node.
-//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`, `bench`,
+//! - [`cli`]: the command line (clap), dispatched to [`commands`].
+//! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`,
 //!   `iptables`, `fs-config`).
 //!
+//! The workspace's other crates: `vertogw-net` (plain-or-TLS streams, rustls configs,
+//! the open-file limit), `vertogw-sim` (the simulated mod_verto node behind `demo` and
+//! `sim-node`) and `vertogw-bench` (the load generator, its own binary).
+//!
 //! # Data flow
-//! `TcpListener` → TLS ([`tls`]) → HTTP upgrade ([`proxy`]) → pre-login session
+//! `TcpListener` → TLS ([`vertogw_net::tls`]) → HTTP upgrade ([`proxy`]) → pre-login session
 //! ([`verto`] classifies each frame) → credentialed login → [`routing`] → upstream
 //! connect (first reachable node of the partition) → login forwarded unchanged →
 //! relay pump until either side closes. Media never passes through the gateway: map →
 //! [`nat`] rules on the load balancer and [`fsconfig`] settings on each node.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod fsconfig;

@@ -67,6 +67,9 @@ pub struct Route<'a> {
 /// but the user and domain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
+    /// An empty string.
+    #[error("the login is empty")]
+    Empty,
     /// Nothing before the `@`.
     #[error("login has an empty user")]
     EmptyUser,
@@ -81,6 +84,14 @@ pub enum RouteError {
     EmptyDomain {
         /// The login's user.
         user: String,
+    },
+    /// The domain is not a host name (a second `@`, a space, a slash, …). FreeSWITCH
+    /// would split at the first `@` and look the rest up as a domain; refusing here
+    /// keeps such a login away from catch-all partitions.
+    #[error("domain {domain:?} is not a host name (letters, digits, '-', '_' and '.')")]
+    InvalidDomain {
+        /// The domain as given.
+        domain: String,
     },
     /// No partition pattern matches the domain.
     #[error("no partition serves domain {domain}")]
@@ -143,6 +154,9 @@ impl Router {
 
     /// Finds the partition for `login` (`user@domain`, or `user` with a default domain).
     pub fn route(&self, login: &str) -> Result<Route<'_>, RouteError> {
+        if login.is_empty() {
+            return Err(RouteError::Empty);
+        }
         let (user, domain) = match login.split_once('@') {
             Some((user, domain)) => (user, Some(Cow::Owned(domain.to_ascii_lowercase()))),
             None => (
@@ -163,6 +177,11 @@ impl Router {
         if domain.is_empty() {
             return Err(RouteError::EmptyDomain {
                 user: user.to_owned(),
+            });
+        }
+        if !is_host_name(&domain) {
+            return Err(RouteError::InvalidDomain {
+                domain: domain.into_owned(),
             });
         }
         let number = user_number(user);
@@ -217,6 +236,14 @@ impl Router {
             nodes,
         })
     }
+}
+
+/// Whether `domain` can be a host name: ASCII letters, digits, `-`, `_` and `.`
+/// (internationalised names arrive in their `xn--` form).
+fn is_host_name(domain: &str) -> bool {
+    domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -352,12 +379,29 @@ verto_url = "ws://127.0.0.1:2"
     fn empty_user_or_domain_is_rejected_and_the_login_splits_at_the_first_at() {
         let r = router(&[part("star", r#"["*"]"#, None)]);
         assert_eq!(r.route("@example.com").err(), Some(RouteError::EmptyUser));
-        assert_eq!(r.route("").err(), Some(RouteError::EmptyUser));
+        assert_eq!(r.route("").err(), Some(RouteError::Empty));
         let want = RouteError::EmptyDomain {
             user: "1000".into(),
         };
         assert_eq!(r.route("1000@").err(), Some(want));
-        assert_eq!(parts(&r, "a@b@c"), "a b@c star");
+        assert_eq!(
+            parts(&r, "a.b@c-d.example_1.test"),
+            "a.b c-d.example_1.test star"
+        );
+    }
+
+    #[test]
+    fn a_domain_that_cannot_be_a_host_name_is_refused_even_by_a_catch_all() {
+        let r = router(&[part("star", r#"["*"]"#, None)]);
+        for login in ["a@b@c", "a@b c", "a@b/c", "a@b\nc", "a@b\u{0}", "a@bé.test"] {
+            let domain = login.split_once('@').map(|(_, d)| d.to_lowercase());
+            let want = RouteError::InvalidDomain {
+                domain: domain.unwrap_or_default(),
+            };
+            assert_eq!(r.route(login).err(), Some(want), "{login:?}");
+        }
+        let err = r.route("a@b@c").unwrap_err().to_string();
+        assert!(err.contains(r#""b@c""#), "{err}");
     }
 
     #[test]

@@ -242,6 +242,31 @@ async fn plain_https_get_without_upgrade_gets_426_not_a_hang() {
 }
 
 #[tokio::test]
+async fn plain_http_and_ws_on_the_tls_port_get_400_with_a_hint() {
+    let gw = gateway().await;
+    for request in [
+        "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "GET /verto HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ] {
+        let mut tcp = within("connect", tokio::net::TcpStream::connect(gw.addr))
+            .await
+            .expect("connect");
+        within("write", tcp.write_all(request.as_bytes()))
+            .await
+            .expect("write request");
+        let mut response = Vec::new();
+        within("the HTTP response", tcp.read_to_end(&mut response))
+            .await
+            .expect("read the response");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("https:// or wss://"), "{text}");
+    }
+    gw.assert_no_node_contacted();
+}
+
+#[tokio::test]
 async fn after_the_close_handshake_the_gateway_ends_tcp_promptly() {
     use futures_util::StreamExt;
     let gw = gateway().await;

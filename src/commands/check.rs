@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::exit;
 use crate::config::{Config, ExtensionRule};
 
 /// Validates the map at `path`: every error to `stderr` and exit 1; otherwise warnings
@@ -14,17 +15,17 @@ pub fn run(path: &Path, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
             let plural = if n == 1 { "" } else { "s" };
             // A failing stderr leaves nowhere to report; the exit code still tells.
             let _ = writeln!(stderr, "{errors}\n{}: {n} error{plural}", path.display());
-            1
+            exit::ERROR
         }
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 let _ = writeln!(stderr, "warning: {warning}");
             }
             match summary(&loaded.config, stdout) {
-                Ok(()) => 0,
+                Ok(()) => exit::OK,
                 Err(e) => {
                     let _ = writeln!(stderr, "writing the summary: {e}");
-                    1
+                    exit::ERROR
                 }
             }
         }
@@ -70,7 +71,7 @@ fn settings_rows(config: &Config) -> impl Iterator<Item = Vec<String>> {
 
 fn node_rows(config: &Config) -> impl Iterator<Item = Vec<String>> + '_ {
     let nodes = config.nodes.iter().map(|n| {
-        let ip = n.rtp_ip.map_or("-".to_owned(), |ip| ip.to_string());
+        let ip = n.media_ip().map_or("-".to_owned(), |ip| ip.to_string());
         let rtp = match n.rtp_ports {
             None if n.rtp_ip.is_none() => "-".to_owned(),
             None => ip,
@@ -209,6 +210,30 @@ domains = ["*"]
                 "rest       fs2                   *                              (every user)\n"
             ),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn the_rtp_address_shown_is_the_verto_host_when_rtp_ip_is_left_out() {
+        let body = BODY.replace("rtp_ip = \"192.0.2.11\"\n", "");
+        let (code, out, err) = check(&map_dir("rtp-default", "", &body));
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("fs1   ws://192.0.2.11:8081   192.0.2.11 10000-10399 (400 ports)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_map_without_partitions_passes_with_a_warning() {
+        let body = &BODY[..BODY.find("[[partition]]").unwrap_or(BODY.len())];
+        let (code, out, err) = check(&map_dir("empty", "", body));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("OK (2 nodes, 0 partitions)"), "{out}");
+        assert!(
+            err.starts_with("warning: ")
+                && err.contains("no [[partition]]: every login will be refused"),
+            "{err}"
         );
     }
 

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::exit;
 use crate::config::Config;
 use crate::fsconfig;
 
@@ -20,14 +21,14 @@ pub fn run(
         Ok(loaded) => loaded.config,
         Err(errors) => {
             let _ = writeln!(stderr, "{errors}");
-            return 1;
+            return exit::ERROR;
         }
     };
     let files = match fsconfig::render(&config, node) {
         Ok(files) => files,
         Err(e) => {
             let _ = writeln!(stderr, "error: {e}");
-            return 1;
+            return exit::ERROR;
         }
     };
     let Some(dir) = out_dir else {
@@ -35,21 +36,21 @@ pub fn run(
             let gap = if i == 0 { "" } else { "\n" };
             let _ = write!(stdout, "{gap}==> {} <==\n{}", file.name, file.text);
         }
-        return 0;
+        return exit::OK;
     };
     if let Err(e) = std::fs::create_dir_all(dir) {
         let _ = writeln!(stderr, "error: cannot create {}: {e}", dir.display());
-        return 1;
+        return exit::ERROR;
     }
     for file in &files {
         let target = dir.join(file.name);
         if let Err(e) = std::fs::write(&target, &file.text) {
             let _ = writeln!(stderr, "error: cannot write {}: {e}", target.display());
-            return 1;
+            return exit::ERROR;
         }
         let _ = writeln!(stdout, "wrote {}", target.display());
     }
-    0
+    exit::OK
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ pub enum Action {
 }
 
 /// Exit code of `check` when the live rules differ from the map.
-pub const EXIT_DIFFERS: i32 = 1;
+pub const EXIT_DIFFERS: i32 = super::exit::NO;
 /// Exit code when the map or the table cannot be read, or iptables fails.
-pub const EXIT_ERROR: i32 = 2;
+pub const EXIT_ERROR: i32 = super::exit::ERROR;
 
 /// Runs `action` for the map at `path`, with iptables behind `runner`.
 ///
@@ -261,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn a_map_without_media_or_unreadable_is_exit_two() {
+    fn a_map_without_media_or_unreadable_is_an_error() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let map = dir.path().join("m.toml");
         let text = include_str!("../../tests/golden/nat_map.toml");

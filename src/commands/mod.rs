@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod exit;
 pub mod fs_config;
 pub mod iptables;
 pub mod route;

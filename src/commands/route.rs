@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::exit;
 use crate::config::Config;
 use crate::routing::{Route, Router};
 
@@ -38,7 +39,7 @@ pub fn run(
         Err(errors) => {
             // A failing stderr leaves nowhere to report; the exit code still tells.
             let _ = writeln!(stderr, "{errors}");
-            return 1;
+            return exit::ERROR;
         }
     };
     for warning in &loaded.warnings {
@@ -46,22 +47,22 @@ pub fn run(
     }
     let router = Router::new(Arc::new(loaded.config));
     let (code, written) = match (router.route(login), json) {
-        (Ok(route), true) => (0, json_line(stdout, &routed(login, &route))),
-        (Ok(route), false) => (0, human(stdout, login, &route)),
+        (Ok(route), true) => (exit::OK, json_line(stdout, &routed(login, &route))),
+        (Ok(route), false) => (exit::OK, human(stdout, login, &route)),
         (Err(e), true) => {
             let reply = Unroutable {
                 login,
                 error: e.to_string(),
             };
-            (2, json_line(stdout, &reply))
+            (exit::NO, json_line(stdout, &reply))
         }
-        (Err(e), false) => (2, writeln!(stderr, "{login}: {e}")),
+        (Err(e), false) => (exit::NO, writeln!(stderr, "not routed: {login:?}: {e}")),
     };
     match written {
         Ok(()) => code,
         Err(e) => {
             let _ = writeln!(stderr, "writing the result: {e}");
-            1
+            exit::ERROR
         }
     }
 }
@@ -151,7 +152,12 @@ mod tests {
         assert_eq!((code, out.as_str()), (2, ""));
         assert_eq!(
             err,
-            "1000@nowhere.test: no partition serves domain nowhere.test\n"
+            "not routed: \"1000@nowhere.test\": no partition serves domain nowhere.test\n"
+        );
+        let (code, _, err) = route(&demo(), "", false);
+        assert_eq!(
+            (code, err.as_str()),
+            (2, "not routed: \"\": the login is empty\n")
         );
     }
 

@@ -417,6 +417,11 @@ impl<'a> Report<'a> {
         });
     }
 
+    pub(super) fn warn_file(&mut self, message: &str) {
+        let file = self.file.display();
+        self.warnings.push(format!("{file}: {message}"));
+    }
+
     pub(super) fn warn(&mut self, span: &Range<usize>, subject: &str, message: &str) {
         let line = self.line(span);
         let file = self.file.display();

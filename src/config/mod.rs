@@ -54,6 +54,12 @@ impl Draft {
                 .and_then(|g| validate::gateway(g, dir, &mut report));
             let nodes = validate::nodes(raw.nodes, &mut report);
             let partitions = partition::partitions(raw.partitions, &nodes.names, &mut report);
+            if partitions.is_empty() {
+                report.warn_file(
+                    "the map has no [[partition]]: every login will be refused; add a \
+                     [[partition]] with its nodes and domains",
+                );
+            }
             let media = media::media(raw.media, &nodes, &partitions, &mut report);
             if let Some((gateway, gateway_lines)) = gateway {
                 lines = Some(gateway_lines);

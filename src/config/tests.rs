@@ -405,3 +405,19 @@ fn no_prefix_of_the_example_map_panics_the_parser() {
         let _ = Config::parse(&text[..cut], Path::new("cut.toml"));
     }
 }
+
+#[test]
+fn a_node_url_moved_to_another_port_keeps_scheme_host_and_path() {
+    let config = loaded(&map("", PARTITION)).config;
+    let moved = config.nodes[1].verto_url.with_port(9443);
+    assert_eq!(moved.raw, "wss://fs2.example.net:9443/verto");
+    assert_eq!((moved.port, moved.secure), (9443, true));
+    let v6 = crate::config::NodeUrl {
+        raw: "ws://[::1]:1/".into(),
+        secure: false,
+        host: "::1".into(),
+        port: 1,
+        path: "/".into(),
+    };
+    assert_eq!(v6.with_port(2).raw, "ws://[::1]:2/");
+}

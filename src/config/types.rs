@@ -97,6 +97,23 @@ pub struct NodeUrl {
     pub path: String,
 }
 
+impl NodeUrl {
+    /// The same URL with another port (the demo places its nodes on free ports).
+    pub fn with_port(&self, port: u16) -> NodeUrl {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        NodeUrl {
+            raw: format!("{scheme}://{host}:{port}{}", self.path),
+            port,
+            ..self.clone()
+        }
+    }
+}
+
 impl std::fmt::Display for NodeUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.raw)

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::capacity::{self, Admission};
 use super::context::SessionCtx;
 use super::session;
-use super::{upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
+use super::{plain_http, upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not
 /// turn the accept loop into a busy loop.
@@ -189,6 +189,14 @@ impl Connection {
         &self,
         tcp: TcpStream,
     ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+        if plain_http::looks_like_plain_http(&tcp).await? {
+            debug!(
+                failure = "plain_http",
+                "plain HTTP on the TLS port: answered 400"
+            );
+            plain_http::refuse(tcp).await;
+            return Err(std::io::Error::other("plain HTTP on the TLS port"));
+        }
         let hello = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
         let _turn = self.gateway.handshakes().acquire().await.ok();
         hello.into_stream(self.gateway.server_tls()).await

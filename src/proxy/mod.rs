@@ -7,6 +7,7 @@ mod capacity;
 mod close;
 mod context;
 mod listener;
+mod plain_http;
 mod relay;
 mod session;
 mod shards;
