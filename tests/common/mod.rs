@@ -282,11 +282,19 @@ pub type Client = WebSocketStream<TlsStream<TcpStream>>;
 
 /// TLS to `addr` with SNI `localhost`, trusting the test certificate.
 pub async fn tls_connect(addr: SocketAddr) -> TlsStream<TcpStream> {
+    tls_connect_trusting(addr, &certs().client).await
+}
+
+/// TLS to `addr` with SNI `localhost`, trusting what `client` trusts.
+pub async fn tls_connect_trusting(
+    addr: SocketAddr,
+    client: &Arc<ClientConfig>,
+) -> TlsStream<TcpStream> {
     let tcp = within("TCP connect", TcpStream::connect(addr))
         .await
         .expect("TCP connect");
     let name = ServerName::try_from("localhost").expect("server name");
-    let connector = TlsConnector::from(Arc::clone(&certs().client));
+    let connector = TlsConnector::from(Arc::clone(client));
     within("TLS handshake", connector.connect(name, tcp))
         .await
         .expect("TLS handshake")
@@ -300,7 +308,21 @@ pub async fn connect(addr: SocketAddr) -> Client {
 /// Like [`connect`], offering `protocols` as `Sec-WebSocket-Protocol`; returns the
 /// upgrade response too.
 pub async fn connect_offering(addr: SocketAddr, protocols: Option<&str>) -> (Client, Response) {
-    let tls = tls_connect(addr).await;
+    upgrade(tls_connect(addr).await, addr, protocols).await
+}
+
+/// A browser-like WebSocket to the gateway at `addr`, trusting what `client` trusts.
+pub async fn connect_trusting(addr: SocketAddr, client: &Arc<ClientConfig>) -> Client {
+    upgrade(tls_connect_trusting(addr, client).await, addr, None)
+        .await
+        .0
+}
+
+async fn upgrade(
+    tls: TlsStream<TcpStream>,
+    addr: SocketAddr,
+    protocols: Option<&str>,
+) -> (Client, Response) {
     let url = format!("wss://localhost:{}/", addr.port());
     let mut request = url.into_client_request().expect("request");
     if let Some(p) = protocols {
