@@ -54,11 +54,10 @@ mod session;
 mod tests;
 
 pub use connect::Trust;
-pub use hist::{LoginSummary, Recorder, RttSummary, MAX_RECORDED_US};
+pub use hist::{LoginSummary, RttSummary, MAX_RECORDED_US};
 pub use modes::run;
 pub use procfs::WatchReport;
 pub use report::Report;
-pub use scan::{scan, Kind, Scan};
 pub use session::{CLOSE_TIMEOUT, DRAIN_TIMEOUT, MAX_OUTSTANDING, TIMER_RESOLUTION};
 
 /// Largest `pad` an echo request may carry (the node refuses messages of 1,000,000 bytes).
