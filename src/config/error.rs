@@ -18,9 +18,9 @@ pub enum ConfigErrorKind {
     /// The TOML does not fit the schema (unknown key, wrong type, missing key).
     #[error("{0}")]
     Schema(String),
-    /// A top-level key other than `gateway`, `node`, `partition` or `media`.
+    /// A top-level key other than `gateway`, `node`, `partition`, `media` or `limits`.
     #[error(
-        "unknown top-level key `{0}` (expected [gateway], [[node]], [[partition]] or [media])"
+        "unknown top-level key `{0}` (expected [gateway], [[node]], [[partition]], [media] or [limits])"
     )]
     UnknownTable(String),
     /// `gateway` is not a single table, or `node`/`partition` not an array of tables.
@@ -46,6 +46,9 @@ pub enum ConfigErrorKind {
     /// A count such as `max_connections` is zero.
     #[error("{0} = 0: use a positive number, or omit the key for the default")]
     ZeroCount(&'static str),
+    /// A `trusted_networks` entry that is neither a CIDR nor an address.
+    #[error("trusted_networks: {0:?} is not a network: write a CIDR such as \"192.0.2.0/24\" or \"2001:db8::/32\", or one address")]
+    BadNetwork(String),
     /// `max_message_bytes` is zero or does not fit this platform.
     #[error("max_message_bytes = {0}: use a size from 1 to 999999 (mod_verto's limit)")]
     BadMessageSize(u64),

@@ -4,6 +4,7 @@
 //! reports every problem it finds, each located by file, line and table.
 
 mod error;
+mod limits;
 mod media;
 mod partition;
 mod raw;
@@ -15,6 +16,7 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
+pub use limits::{canonical_ip, Limits};
 pub use types::*;
 pub use validate::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, RTP_MIN_PORT, VERTO_MAX_MESSAGE_BYTES,
@@ -61,6 +63,7 @@ impl Draft {
                 );
             }
             let media = media::media(raw.media, &nodes, &partitions, &mut report);
+            let limits = limits::limits(raw.limits, &mut report);
             if let Some((gateway, gateway_lines)) = gateway {
                 lines = Some(gateway_lines);
                 config = Some(Config {
@@ -69,6 +72,7 @@ impl Draft {
                     nodes: nodes.nodes,
                     partitions,
                     media,
+                    limits,
                 });
             }
         }

@@ -65,6 +65,8 @@ pub(super) struct RawDoc {
     pub partitions: Vec<RawPartition>,
     /// `[media]` with the span of its key (errors about missing keys point there).
     pub media: Option<(RawMedia, std::ops::Range<usize>)>,
+    /// `[limits]`.
+    pub limits: Option<super::limits::RawLimits>,
 }
 
 /// Parses the TOML and deserializes each table; `None` after a syntax error.
@@ -87,6 +89,7 @@ pub(super) fn read(text: &str, report: &mut Report<'_>) -> Option<RawDoc> {
             }
             "node" => raw.nodes = array(value, "node", report),
             "partition" => raw.partitions = array(value, "partition", report),
+            "limits" => raw.limits = table(value, "limits", report),
             "media" => {
                 let span = key.span();
                 raw.media = table(value, "media", report).map(|m| (m, span));

@@ -421,3 +421,79 @@ fn a_node_url_moved_to_another_port_keeps_scheme_host_and_path() {
     };
     assert_eq!(v6.with_port(2).raw, "ws://[::1]:2/");
 }
+
+#[test]
+fn limits_default_when_the_table_is_absent() {
+    let config = loaded(&map("", PARTITION)).config;
+    assert_eq!(config.limits, crate::config::Limits::default());
+    let l = &config.limits;
+    assert_eq!(
+        (l.max_prelogin_message_bytes, l.max_prelogin_messages),
+        (16384, 20)
+    );
+    assert_eq!(
+        (
+            l.per_ip_connections,
+            l.per_ip_connect_rate,
+            l.per_ip_connect_burst
+        ),
+        (256, 20, 100)
+    );
+    assert_eq!(l.tls_handshake_timeout, Duration::from_secs(5));
+    assert_eq!(
+        (l.login_failures_per_minute, l.login_cooldown),
+        (10, Duration::from_secs(60))
+    );
+    assert_eq!(
+        (l.stall_timeout, l.browser_ping),
+        (Duration::from_secs(30), Duration::from_secs(30))
+    );
+    assert!(l.is_trusted("127.0.0.9".parse().unwrap()));
+    assert!(l.is_trusted("::1".parse().unwrap()));
+    assert!(l.is_trusted("::ffff:127.0.0.1".parse().unwrap()));
+    assert!(!l.is_trusted("192.0.2.1".parse().unwrap()));
+}
+
+#[test]
+fn limits_are_read_and_bad_values_named() {
+    let limits = "\n[limits]\nmax_prelogin_messages = 5\ntrusted_networks = [\"192.0.2.0/24\", \"2001:db8::1\", \"198.51.100.7/16\"]\nbrowser_ping_ms = 1500\n";
+    let l = loaded(&format!("{}{limits}", map("", PARTITION)))
+        .config
+        .limits;
+    assert_eq!(l.max_prelogin_messages, 5);
+    assert_eq!(l.browser_ping, Duration::from_millis(1500));
+    assert!(l.is_trusted("192.0.2.200".parse().unwrap()));
+    assert!(
+        l.is_trusted("198.51.3.4".parse().unwrap()),
+        "host bits are dropped"
+    );
+    assert!(l.is_trusted("2001:db8::1".parse().unwrap()));
+    assert!(!l.is_trusted("2001:db8::2".parse().unwrap()));
+    assert!(
+        !l.is_trusted("127.0.0.1".parse().unwrap()),
+        "the list replaces the default"
+    );
+
+    let bad = "\n[limits]\nper_ip_connections = 0\ntrusted_networks = [\"10.0.0.0/33\"]\nstall_timeout_ms = 0\nmax_prelogin_bytes = 1\n";
+    let all = errors(&format!("{}{bad}", map("", PARTITION)));
+    assert_eq!(all.len(), 1, "a schema error is reported alone: {all:#?}");
+    assert!(all[0].contains("max_prelogin_bytes"), "{all:#?}");
+    let bad = bad.replace("max_prelogin_bytes = 1\n", "");
+    let all = errors(&format!("{}{bad}", map("", PARTITION)));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert!(
+        all.iter()
+            .any(|e| e.contains("[limits]: per_ip_connections = 0")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("\"10.0.0.0/33\" is not a network")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("[limits]: stall_timeout_ms = 0")),
+        "{all:#?}"
+    );
+}

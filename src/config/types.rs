@@ -18,6 +18,8 @@ pub struct Config {
     pub partitions: Vec<Partition>,
     /// The `[media]` table: how browsers' RTP reaches the nodes; `None` when absent.
     pub media: Option<Media>,
+    /// The `[limits]` table, defaults filled in.
+    pub limits: super::Limits,
 }
 
 /// The `[media]` table: the load balancer's side of the RTP path (PROTOCOL.md §9).

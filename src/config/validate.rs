@@ -120,7 +120,9 @@ fn path(
     Some(dir.join(value.get_ref()))
 }
 
-fn timeout(
+/// A `*_ms` key of table `subject`: positive milliseconds, `default` when absent.
+pub(super) fn timeout_in(
+    subject: &'static str,
     value: &Option<Spanned<u64>>,
     key: &'static str,
     default: u64,
@@ -130,7 +132,7 @@ fn timeout(
         Some(ms) if *ms.get_ref() == 0 => {
             r.error(
                 Some(&ms.span()),
-                Some(GATEWAY),
+                Some(subject),
                 ConfigErrorKind::ZeroTimeout(key),
             );
             Duration::ZERO
@@ -140,7 +142,26 @@ fn timeout(
     }
 }
 
+fn timeout(
+    value: &Option<Spanned<u64>>,
+    key: &'static str,
+    default: u64,
+    r: &mut Report<'_>,
+) -> Duration {
+    timeout_in(GATEWAY, value, key, default, r)
+}
+
 fn positive_count(
+    value: Option<&Spanned<u64>>,
+    key: &'static str,
+    r: &mut Report<'_>,
+) -> Option<usize> {
+    positive_count_in(GATEWAY, value, key, r)
+}
+
+/// A count key of table `subject`: positive, `None` when absent or reported.
+pub(super) fn positive_count_in(
+    subject: &'static str,
     value: Option<&Spanned<u64>>,
     key: &'static str,
     r: &mut Report<'_>,
@@ -150,7 +171,7 @@ fn positive_count(
         Ok(0) | Err(_) => {
             r.error(
                 Some(&value.span()),
-                Some(GATEWAY),
+                Some(subject),
                 ConfigErrorKind::ZeroCount(key),
             );
             None

@@ -8,6 +8,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::verto::prelogin::Violation;
+
 /// How long a leg may take to complete its close handshake before it is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -22,16 +24,20 @@ pub enum EndReason {
     BrowserClosed(Option<CloseFrame>),
     /// The browser's connection failed or ended without a close frame.
     BrowserGone,
+    /// The browser broke the WebSocket protocol (reserved bits or opcodes, an unmasked
+    /// or fragmented control frame, a bad close frame, …): close 1002.
+    BrowserProtocolError,
+    /// The browser sent text (or a close reason) that is not UTF-8: close 1007.
+    BrowserInvalidUtf8,
     /// The node sent a close frame (its frame is propagated to the browser).
     NodeClosed(Option<CloseFrame>),
     /// The node's connection failed or ended without a close frame.
     NodeGone,
     /// No login accepted by a node within the login timeout.
     LoginTimeout,
-    /// Too many logins the gateway could not route.
-    TooManyFailures,
-    /// Something the protocol does not allow before login (binary, `#SP` frames).
-    PreLoginViolation(&'static str),
+    /// A bound of the pre-login phase was crossed (size, count, batch, binary, `#SP`,
+    /// refused logins, routes).
+    PreLogin(Violation),
     /// A browser message above `max_message_bytes`.
     Oversize,
     /// The gateway is shutting down.
@@ -62,11 +68,12 @@ impl EndReason {
         match self {
             EndReason::BrowserClosed(_) => "browser_closed",
             EndReason::BrowserGone => "browser_gone",
+            EndReason::BrowserProtocolError => "protocol_error",
+            EndReason::BrowserInvalidUtf8 => "invalid_utf8",
             EndReason::NodeClosed(_) => "node_closed",
             EndReason::NodeGone => "node_gone",
             EndReason::LoginTimeout => "login_timeout",
-            EndReason::TooManyFailures => "no_partition",
-            EndReason::PreLoginViolation(_) => "pre_login_violation",
+            EndReason::PreLogin(v) => v.category(),
             EndReason::Oversize => "oversize",
             EndReason::Shutdown => "shutdown",
         }
@@ -89,11 +96,12 @@ impl EndReason {
         match self {
             EndReason::BrowserClosed(_) => CloseAction::Echo,
             EndReason::BrowserGone => CloseAction::Abandon,
+            EndReason::BrowserProtocolError => frame(1002, "protocol error"),
+            EndReason::BrowserInvalidUtf8 => frame(1007, "invalid UTF-8"),
             EndReason::NodeClosed(f) => CloseAction::Send(f.clone()),
             EndReason::NodeGone => frame(BAD_GATEWAY, "node connection lost"),
             EndReason::LoginTimeout => frame(1008, "login timeout"),
-            EndReason::TooManyFailures => frame(1008, "too many failed logins"),
-            EndReason::PreLoginViolation(why) => frame(1008, why),
+            EndReason::PreLogin(v) => frame(v.code(), v.reason()),
             EndReason::Oversize => frame(1009, "message too big"),
             EndReason::Shutdown => frame(1001, "gateway shutting down"),
         }

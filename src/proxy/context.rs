@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
@@ -43,10 +44,16 @@ pub struct Summary {
     pub bytes_down: u64,
 }
 
-/// Maps a failed browser read to why the session ends.
+/// Maps a failed browser read to why the session ends: a broken frame is answered with
+/// its close code (1002, or 1007 for text that is not UTF-8), never a silent drop.
 pub fn browser_read_end(err: Option<WsError>) -> EndReason {
     match err {
         Some(WsError::Capacity(_)) => EndReason::Oversize,
+        Some(WsError::Utf8(_)) => EndReason::BrowserInvalidUtf8,
+        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            EndReason::BrowserGone
+        }
+        Some(WsError::Protocol(_)) => EndReason::BrowserProtocolError,
         _ => EndReason::BrowserGone,
     }
 }

@@ -8,6 +8,7 @@ mod close;
 mod context;
 mod listener;
 mod plain_http;
+mod policy;
 mod relay;
 mod session;
 mod shards;
@@ -29,11 +30,6 @@ pub use shards::{bind, bind_one, serve_sharded};
 use crate::config::Config;
 use crate::routing::Router;
 
-/// Logins the gateway cannot route (no partition, unparsable) before it closes the
-/// socket with 1008. Failures reported by a node do not count: mod_verto keeps the
-/// socket open for retries.
-pub const MAX_LOGIN_FAILURES: u32 = 3;
-
 /// How long sessions get to close after shutdown starts before they are abandoned.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -46,6 +42,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// One attempt to reach a node.
     pub connect_timeout: Duration,
+    /// The pre-login bounds (`[limits]`).
+    pub prelogin: crate::verto::prelogin::Bounds,
 }
 
 /// Everything a running gateway shares between its connections.
@@ -98,11 +96,16 @@ impl Gateway {
     /// The current per-connection limits.
     pub fn settings(&self) -> Settings {
         let router = self.router.load();
-        let gw = &router.config().gateway;
+        let config = router.config();
+        let gw = &config.gateway;
         Settings {
             login_timeout: gw.login_timeout,
             max_message_bytes: gw.max_message_bytes,
             connect_timeout: gw.connect_timeout,
+            prelogin: crate::verto::prelogin::Bounds {
+                max_message_bytes: config.limits.max_prelogin_message_bytes,
+                max_messages: config.limits.max_prelogin_messages,
+            },
         }
     }
 

@@ -1,5 +1,6 @@
-//! The relay pump after login: frames flow both ways untouched; the only inspection is
-//! a byte scan for `"login"` so a login for another partition can be refused.
+//! The relay pump after login: frames flow both ways untouched. Browser text passes the
+//! session's [`SessionPolicy`] (which refuses logins for other partitions) first; the
+//! relay itself makes no routing decision.
 //!
 //! Backpressure policy: nothing is queued between the legs. Each direction holds at most
 //! one message in flight and reads the next only once the previous one was handed to
@@ -21,22 +22,21 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
+use super::policy::{SessionPolicy, Verdict};
 use super::upstream::NodeSocket;
-use crate::verto;
 
 /// Relays until either side ends or the gateway shuts down; returns why.
 pub async fn run(
     browser: &mut BrowserSocket,
     node: &mut NodeSocket,
     ctx: &SessionCtx,
-    partition: &str,
+    policy: &SessionPolicy,
     summary: &mut Summary,
 ) -> EndReason {
     let mut pump = Pump {
         browser,
         node,
-        ctx,
-        partition,
+        policy,
         to_node: None,
         to_browser: None,
         local: None,
@@ -58,8 +58,7 @@ pub async fn run(
 struct Pump<'a> {
     browser: &'a mut BrowserSocket,
     node: &'a mut NodeSocket,
-    ctx: &'a SessionCtx,
-    partition: &'a str,
+    policy: &'a SessionPolicy,
     /// A browser message waiting for the node's socket.
     to_node: Option<Message>,
     /// A node message waiting for the browser's socket.
@@ -116,9 +115,9 @@ impl Pump<'_> {
         };
         match msg {
             Message::Close(frame) => return Poll::Ready(Some(EndReason::BrowserClosed(frame))),
-            Message::Text(text) => match refuse_foreign_login(&text, self.ctx, self.partition) {
-                Some(reply) => self.local = Some(Message::text(reply)),
-                None => {
+            Message::Text(text) => match self.policy.check(&text) {
+                Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
+                Verdict::Forward => {
                     self.bytes_up += text.len() as u64;
                     self.to_node = Some(Message::Text(text));
                 }
@@ -204,23 +203,4 @@ impl Future for Pump<'_> {
             }
         }
     }
-}
-
-/// A login on an established session for a user of another partition is answered
-/// locally with -32001; the session stays where it is.
-fn refuse_foreign_login(text: &str, ctx: &SessionCtx, partition: &str) -> Option<String> {
-    if !verto::mentions_login(text) {
-        return None;
-    }
-    let req = verto::as_login_request(text)?;
-    let router = ctx.gateway.router();
-    let message = match router.route(&req.login) {
-        Ok(route) if route.partition.name == partition => return None,
-        Ok(route) => format!(
-            "Already logged in through partition {partition}; {} belongs to partition {}: reconnect to log in as that user",
-            req.login, route.partition.name
-        ),
-        Err(err) => format!("Login not routed by gateway: {err}"),
-    };
-    Some(verto::error_reply(&req.id, verto::AUTH_FAILED, &message))
 }

@@ -8,11 +8,12 @@ use tracing::{info, warn};
 
 use super::close::{close_leg, EndReason};
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
+use super::policy::SessionPolicy;
 use super::relay;
 use super::upstream::{self, NodeSocket};
-use super::MAX_LOGIN_FAILURES;
 use crate::config::NodeUrl;
-use crate::verto::{self, LoginOutcome, LoginRequest, PreLogin};
+use crate::verto::prelogin::{Frame, PreLoginState, Routed, Step};
+use crate::verto::{self, LoginOutcome, LoginRequest};
 
 /// The node leg while its login is pending.
 struct Upstream {
@@ -26,7 +27,7 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
     let mut summary = Summary::default();
     let mut auth = Auth {
         ctx: &ctx,
-        failures: 0,
+        state: PreLoginState::new(ctx.gateway.settings().prelogin),
         upstream: None,
         summary: &mut summary,
     };
@@ -51,7 +52,8 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
                 node = summary.node.as_deref(),
                 "session started"
             );
-            let reason = relay::run(&mut browser, &mut node, &ctx, &partition, &mut summary).await;
+            let policy = SessionPolicy::new(std::sync::Arc::clone(&ctx.gateway), partition);
+            let reason = relay::run(&mut browser, &mut node, &ctx, &policy, &mut summary).await;
             Box::pin(finish(browser, Some(node), &reason)).await;
             reason
         }
@@ -97,7 +99,7 @@ enum Event {
 /// The pre-login state machine.
 struct Auth<'a> {
     ctx: &'a SessionCtx,
-    failures: u32,
+    state: PreLoginState,
     upstream: Option<Upstream>,
     summary: &'a mut Summary,
 }
@@ -135,41 +137,31 @@ impl Auth<'_> {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => return Err(EndReason::BrowserClosed(frame)),
             Some(Ok(Message::Binary(_))) => {
-                return Err(EndReason::PreLoginViolation("binary frame before login"))
+                let step = self.state.on_frame(Frame::Binary);
+                return self.perform(browser, step, None).await;
             }
             // Pings are answered by tungstenite itself and never reach the node.
             Some(Ok(_)) => return Ok(()),
         };
-        if text.starts_with('#') {
-            return Err(EndReason::PreLoginViolation("speed test before login"));
-        }
-        if self.upstream.is_some() {
-            return self.on_browser_text_with_node(browser, text).await;
-        }
-        match verto::classify_pre_login(&text) {
-            PreLogin::Reply(reply) => send_text(browser, reply).await,
-            PreLogin::Ignore => Ok(()),
-            PreLogin::MissingPasswd(reply) => {
-                send_text(browser, reply).await?;
-                self.count_failure()
-            }
-            PreLogin::Login(req) => self.on_login(browser, text, req).await,
-        }
+        let step = self.state.on_frame(Frame::Text(&text));
+        self.perform(browser, step, Some(text)).await
     }
 
-    /// A node is connected but has not accepted a login yet: it answers everything
-    /// itself, except a new login, which is routed afresh.
-    async fn on_browser_text_with_node(
+    /// Carries out what the state machine decided about `text`.
+    async fn perform(
         &mut self,
         browser: &mut BrowserSocket,
-        text: Utf8Bytes,
+        step: Step,
+        text: Option<Utf8Bytes>,
     ) -> Result<(), EndReason> {
-        if verto::mentions_login(&text) {
-            if let Some(req) = verto::as_login_request(&text) {
-                return self.on_login(browser, text, req).await;
-            }
+        match step {
+            Step::Forward => match text {
+                Some(text) => self.forward_up(text).await,
+                None => Ok(()),
+            },
+            Step::Route(req) => self.on_login(browser, text, req).await,
+            other => answer(browser, other).await,
         }
-        self.forward_up(text).await
     }
 
     async fn forward_up(&mut self, text: Utf8Bytes) -> Result<(), EndReason> {
@@ -183,56 +175,65 @@ impl Auth<'_> {
             .map_err(|_| EndReason::NodeGone)
     }
 
-    fn count_failure(&mut self) -> Result<(), EndReason> {
-        self.failures += 1;
-        if self.failures >= MAX_LOGIN_FAILURES {
-            return Err(EndReason::TooManyFailures);
-        }
-        Ok(())
-    }
-
     async fn on_login(
         &mut self,
         browser: &mut BrowserSocket,
-        text: Utf8Bytes,
+        text: Option<Utf8Bytes>,
         req: LoginRequest,
     ) -> Result<(), EndReason> {
         let router = self.ctx.gateway.router();
-        let (partition, nodes) = match router.route(&req.login) {
-            Ok(route) => (
-                route.partition.name.clone(),
-                route
+        let route = router.route(&req.login);
+        let refusal = verto::error_reply(&req.id, verto::AUTH_FAILED, verto::LOGIN_INCORRECT);
+        let verdict = match &route {
+            Ok(route) => Routed::Partition(&route.partition.name),
+            Err(err) => {
+                warn!(login = ?req.login, failure = "no_partition", reason = %err, "login not routed");
+                Routed::Unroutable
+            }
+        };
+        let step = self.state.routed(verdict, refusal);
+        let Ok(route) = route else {
+            return answer(browser, step).await;
+        };
+        self.summary.login = Some(req.login.clone());
+        self.summary.partition = Some(route.partition.name.clone());
+        match step {
+            Step::Forward => {
+                if let Some(up) = self.upstream.as_mut() {
+                    up.login_id = req.id;
+                }
+                match text {
+                    Some(text) => self.forward_up(text).await,
+                    None => Ok(()),
+                }
+            }
+            Step::Connect => {
+                // The node of another partition is of no further use: closed here, in
+                // this session's task, so re-routing cannot pile up connections.
+                if self.upstream.take().is_some() {
+                    self.summary.node = None;
+                }
+                let partition = route.partition.name.clone();
+                let nodes: Vec<(String, NodeUrl)> = route
                     .nodes
                     .iter()
                     .map(|n| (n.name.clone(), n.verto_url.clone()))
-                    .collect::<Vec<_>>(),
-            ),
-            Err(err) => {
-                warn!(login = %req.login, failure = "no_partition", reason = %err, "login not routed");
-                let msg = format!("Login not routed by gateway: {err}");
-                send_text(
-                    browser,
-                    verto::error_reply(&req.id, verto::AUTH_FAILED, &msg),
-                )
-                .await?;
-                return self.count_failure();
+                    .collect();
+                self.connect(browser, text, req, partition, &nodes).await
             }
-        };
-        self.summary.login = Some(req.login.clone());
-        self.summary.partition = Some(partition.clone());
-        let same_partition = self.upstream.as_ref().map(|u| u.partition == partition);
-        if same_partition == Some(true) {
-            if let Some(up) = self.upstream.as_mut() {
-                up.login_id = req.id;
-            }
-            return self.forward_up(text).await;
+            other => answer(browser, other).await,
         }
-        if let Some(old) = self.upstream.take() {
-            // A different partition: the old node's socket is of no further use.
-            self.summary.node = None;
-            tokio::spawn(close_leg(old.socket, EndReason::Shutdown.node_action()));
-        }
-        match self.connect_any(&partition, &nodes).await {
+    }
+
+    async fn connect(
+        &mut self,
+        browser: &mut BrowserSocket,
+        text: Option<Utf8Bytes>,
+        req: LoginRequest,
+        partition: String,
+        nodes: &[(String, NodeUrl)],
+    ) -> Result<(), EndReason> {
+        match self.connect_any(&partition, nodes).await {
             Some((name, socket)) => {
                 self.summary.node = Some(name);
                 self.upstream = Some(Upstream {
@@ -240,14 +241,17 @@ impl Auth<'_> {
                     partition,
                     login_id: req.id,
                 });
-                self.forward_up(text).await
+                match text {
+                    Some(text) => self.forward_up(text).await,
+                    None => Ok(()),
+                }
             }
             None => {
-                warn!(login = %req.login, partition = %partition, failure = "no_node", "no node of the partition is reachable");
-                let msg = format!("No node available for partition {partition}");
+                warn!(login = ?req.login, partition = %partition, failure = "no_node", "no node of the partition is reachable");
+                self.state.connect_failed();
                 send_text(
                     browser,
-                    verto::error_reply(&req.id, verto::SESSION_ERROR, &msg),
+                    verto::error_reply(&req.id, verto::SESSION_ERROR, "No node available"),
                 )
                 .await
             }
@@ -318,6 +322,20 @@ impl Auth<'_> {
             .await
             .map_err(|_| EndReason::BrowserGone)?;
         Ok(accepted)
+    }
+}
+
+/// The steps that only answer or close the browser.
+async fn answer(browser: &mut BrowserSocket, step: Step) -> Result<(), EndReason> {
+    match step {
+        Step::Reply(reply) => send_text(browser, reply).await,
+        Step::ReplyAndClose(reply, violation) => {
+            send_text(browser, reply).await?;
+            Err(EndReason::PreLogin(violation))
+        }
+        Step::Close(violation) => Err(EndReason::PreLogin(violation)),
+        // Forward, Route and Connect are the session's to carry out; Ignore is nothing.
+        Step::Ignore | Step::Forward | Step::Route(_) | Step::Connect => Ok(()),
     }
 }
 

@@ -37,10 +37,14 @@ impl Json {
         Json::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     }
 
-    /// The first member named `key`, as cJSON's `GetObjectItem` finds it.
+    /// The first member named `key`, as cJSON's `GetObjectItem` finds it: the name is
+    /// compared case-insensitively (ASCII), and the first match wins.
     pub fn get(&self, key: &str) -> Option<&Json> {
         match self {
-            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Json::Object(members) => members
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }

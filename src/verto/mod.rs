@@ -2,11 +2,21 @@
 //! a node has accepted its login, the JSON-RPC error replies mod_verto would send, and
 //! recognising a node's answer to a forwarded `login`.
 //!
-//! Everything here is pure and allocation-light; the relay hot path after login only
-//! calls [`mentions_login`], a byte scan.
+//! Browser messages are read exactly as mod_verto's cJSON reads them ([`cjson`]), so
+//! the gateway and FreeSWITCH agree on what is a `login` and for whom. Everything here
+//! is pure; the relay hot path after login only calls [`inspect_forwarded`], which
+//! parses nothing unless a cheap byte test says the message could be a `login`.
+//!
+//! Layout: [`cjson`] (the reader), [`prelogin`] (the pre-login state machine), and
+//! here the classifications and the replies mod_verto would send.
+
+pub mod cjson;
+pub mod prelogin;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use cjson::{Document, Request};
 
 /// mod_verto's code for "log in first" (the reference client re-sends its login on it).
 pub const AUTH_REQUIRED: i32 = -32000;
@@ -16,6 +26,10 @@ pub const AUTH_FAILED: i32 = -32001;
 pub const SESSION_ERROR: i32 = -32002;
 /// JSON-RPC "Invalid Request" / mod_verto "Invalid message".
 pub const INVALID_REQUEST: i32 = -32600;
+
+/// mod_verto's words for a user it does not know; the gateway uses them for every
+/// login it refuses, so its answers say nothing about the partition map.
+pub const LOGIN_INCORRECT: &str = "Login Incorrect";
 
 /// What the gateway does with one pre-login text message.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,98 +54,72 @@ pub struct LoginRequest {
     pub login: String,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct LoginParams {
-    #[serde(default)]
-    login: Option<serde_json::Value>,
-    #[serde(default)]
-    passwd: Option<serde_json::Value>,
-}
-
 /// Classifies one text message received before any node accepted a login, answering
-/// as an auth-enabled mod_verto answers an unauthenticated socket.
+/// as an auth-enabled mod_verto answers an unauthenticated socket. A batch is answered
+/// element by element ([`prelogin`] bounds its size first).
 pub fn classify_pre_login(text: &str) -> PreLogin {
-    let value: &RawValue = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => return PreLogin::Reply(invalid_request()),
-    };
-    let raw = value.get().trim_start();
-    if raw.starts_with('[') {
-        return PreLogin::Reply(batch_reply(value));
+    match cjson::read(text) {
+        Err(_) => PreLogin::Reply(invalid_request()),
+        Ok(Document::Scalar) => PreLogin::Reply(invalid_message("null")),
+        Ok(Document::Object(req)) => classify_single(&req, true),
+        Ok(Document::Array(elements)) => PreLogin::Reply(batch_reply(&elements)),
     }
-    classify_single(value, true)
 }
 
-fn classify_single(value: &RawValue, allow_login: bool) -> PreLogin {
-    if !value.get().trim_start().starts_with('{') {
-        return PreLogin::Reply(invalid_message("null"));
-    }
-    let env: Envelope<'_> = match serde_json::from_str(value.get()) {
-        Ok(env) => env,
-        // An object whose known keys have unexpected types (e.g. a numeric method).
-        Err(_) => return PreLogin::Reply(invalid_message("null")),
-    };
-    let id = env.id.map(|raw| raw.get()).unwrap_or("null");
-    if env.jsonrpc.map(|raw| raw.get()) != Some("\"2.0\"") {
+fn classify_single(req: &Request<'_>, allow_login: bool) -> PreLogin {
+    let id = req.id.unwrap_or("null");
+    if req.jsonrpc.as_str() != Some("2.0") {
         return PreLogin::Reply(invalid_message(id));
     }
-    if env.result.is_some() {
+    if req.has_result {
         return PreLogin::Ignore;
     }
-    let Some(params) = env.params else {
+    let Some(params) = &req.params else {
         // mod_verto checks auth before it looks at the method, so even a request with
         // no method at all gets "Missing params" on an unauthenticated socket.
         return PreLogin::Reply(error_reply(id, AUTH_FAILED, "Missing params"));
     };
-    if !allow_login || env.method.as_deref() != Some("login") {
+    if !allow_login || !req.is_login() {
         return PreLogin::Reply(auth_required(id));
     }
-    classify_login(id, params)
-}
-
-fn classify_login(id: &str, params: &RawValue) -> PreLogin {
-    let params: LoginParams = serde_json::from_str(params.get()).unwrap_or_default();
-    let login = match params.login {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-        _ => return PreLogin::Reply(auth_required(id)),
+    let Some(login) = params.login.non_empty() else {
+        return PreLogin::Reply(auth_required(id));
     };
-    match params.passwd {
-        Some(serde_json::Value::String(p)) if !p.is_empty() => {}
-        _ => return PreLogin::MissingPasswd(error_reply(id, AUTH_FAILED, "Missing passwd")),
+    if params.passwd.non_empty().is_none() {
+        return PreLogin::MissingPasswd(error_reply(id, AUTH_FAILED, "Missing passwd"));
     }
     PreLogin::Login(LoginRequest {
         id: id.to_owned(),
-        login,
+        login: login.to_owned(),
     })
 }
 
 /// A batch gets one local answer per element. A credentialed `login` inside a batch is
 /// answered with -32000 rather than routed: the reference client reacts to -32000 by
 /// sending its login on its own, which the gateway then routes.
-fn batch_reply(value: &RawValue) -> String {
-    let elements: Vec<&RawValue> = serde_json::from_str(value.get()).unwrap_or_default();
+fn batch_reply(elements: &[Option<Request<'_>>]) -> String {
     let replies: Vec<String> = elements
-        .into_iter()
-        .filter_map(|element| match classify_single(element, false) {
-            PreLogin::Reply(reply) => Some(reply),
-            _ => None,
+        .iter()
+        .filter_map(|element| {
+            let reply = match element {
+                Some(req) => classify_single(req, false),
+                None => PreLogin::Reply(invalid_message("null")),
+            };
+            match reply {
+                PreLogin::Reply(reply) => Some(reply),
+                _ => None,
+            }
         })
         .collect();
     format!("[{}]", replies.join(","))
+}
+
+/// How many elements a batch has, if the text is one (the pre-login bound).
+pub fn batch_len(text: &str) -> Option<usize> {
+    match cjson::read(text) {
+        Ok(Document::Array(elements)) => Some(elements.len()),
+        _ => None,
+    }
 }
 
 /// `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`, byte for byte as
@@ -198,34 +186,53 @@ pub fn login_outcome(text: &str, login_id: &str) -> LoginOutcome {
     }
 }
 
-/// Cheap pre-filter for the relay: can this message possibly be a `login` request?
-/// Only messages that pass are parsed.
-pub fn mentions_login(text: &str) -> bool {
-    text.contains("\"login\"")
+/// What a message forwarded to a node carries that the gateway must check first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Nothing that could change who the socket is: forward it.
+    Plain,
+    /// `login` requests naming a user (one, or several in a batch): forward only if each
+    /// belongs to the session's partition.
+    Logins(Vec<LoginRequest>),
+    /// Could be a `login` but cannot be read the way every FreeSWITCH reads it: never
+    /// forwarded (mod_verto would answer it "Invalid Request" or worse, mis-read it).
+    Unreadable,
 }
 
-/// Parses a message already known to mention `login`; returns the request when it is a
-/// `login` call (credentialed or not).
-pub fn as_login_request(text: &str) -> Option<LoginRequest> {
-    let env: Envelope<'_> = serde_json::from_str(text).ok()?;
-    if env.method.as_deref() != Some("login") {
-        return None;
+/// Whether a message could be a `login` request: its method must spell `login`, either
+/// literally or through escapes. Everything else skips the parser.
+fn may_be_login(text: &str) -> bool {
+    text.contains("login") || text.contains('\\')
+}
+
+/// Inspects a message on its way to a node. `#`-frames (the speed test) never reach
+/// mod_verto's JSON reader and pass untouched.
+pub fn inspect_forwarded(text: &str) -> Forwarded {
+    if text.starts_with('#') || !may_be_login(text) {
+        return Forwarded::Plain;
     }
-    let params: LoginParams = env
-        .params
-        .and_then(|p| serde_json::from_str(p.get()).ok())
-        .unwrap_or_default();
-    let login = match params.login {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-        _ => return None,
+    let requests: Vec<Request<'_>> = match cjson::read(text) {
+        Err(_) => return Forwarded::Unreadable,
+        Ok(Document::Scalar) => return Forwarded::Plain,
+        Ok(Document::Object(req)) => vec![req],
+        Ok(Document::Array(elements)) => elements.into_iter().flatten().collect(),
     };
-    Some(LoginRequest {
-        id: env
-            .id
-            .map(|raw| raw.get().to_owned())
-            .unwrap_or("null".into()),
-        login,
-    })
+    let logins: Vec<LoginRequest> = requests
+        .iter()
+        .filter(|req| req.is_login())
+        .filter_map(|req| {
+            let login = req.params.as_ref()?.login.non_empty()?;
+            Some(LoginRequest {
+                id: req.id.unwrap_or("null").to_owned(),
+                login: login.to_owned(),
+            })
+        })
+        .collect();
+    if logins.is_empty() {
+        Forwarded::Plain
+    } else {
+        Forwarded::Logins(logins)
+    }
 }
 
 #[cfg(test)]
@@ -371,15 +378,60 @@ mod tests {
         assert_eq!(login_outcome("#SPU 10", "1"), LoginOutcome::Unrelated);
     }
 
+    fn logins(text: &str) -> Vec<String> {
+        match inspect_forwarded(text) {
+            Forwarded::Logins(l) => l.into_iter().map(|r| r.login).collect(),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn relay_login_detection_finds_logins_only() {
-        let login = r#"{"jsonrpc":"2.0","method":"login","params":{"login":"2000@b.test","passwd":"x"},"id":9}"#;
-        assert!(mentions_login(login));
-        assert_eq!(
-            as_login_request(login).map(|r| r.login),
-            Some("2000@b.test".into())
-        );
-        let echo = r#"{"jsonrpc":"2.0","method":"echo","params":{"login":"x"},"id":9}"#;
-        assert!(as_login_request(echo).is_none());
+    fn forwarded_logins_are_found_however_they_are_written() {
+        for (text, want) in [
+            (
+                r#"{"jsonrpc":"2.0","method":"login","params":{"login":"2000@b.test","passwd":"x"},"id":9}"#,
+                vec!["2000@b.test"],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"\u006cogin","params":{"login":"2000@b.test"},"id":9}"#,
+                vec!["2000@b.test"],
+            ),
+            (
+                r#"{"JSONRPC":"2.0","Method":"login","PARAMS":{"Login":"a@A","login":"b@B"}}"#,
+                vec!["a@A"],
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"login","params":{"login":"a@A"},"params":{"login":"b@B"}}"#,
+                vec!["a@A"],
+            ),
+            (
+                r#"[{"jsonrpc":"2.0","method":"echo"},{"jsonrpc":"2.0","method":"login","params":{"login":"c@C"}}]"#,
+                vec!["c@C"],
+            ),
+        ] {
+            assert_eq!(logins(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_plain_or_unreadable() {
+        for text in [
+            r#"{"jsonrpc":"2.0","method":"echo","params":{"login":"x"},"id":9}"#,
+            r#"{"jsonrpc":"2.0","method":"verto.invite","params":{"sdp":"v=0\r\n"}}"#,
+            r#"{"jsonrpc":"2.0","method":"login","params":{"passwd":"x"}}"#,
+            r#"{"jsonrpc":"2.0","method":"login","result":{},"params":{"login":"a@A"}}"#,
+            r#"{"method":"login","params":{"login":"a@A"}}"#,
+            "#SPB login",
+            "not json at all",
+        ] {
+            assert_eq!(inspect_forwarded(text), Forwarded::Plain, "{text}");
+        }
+        for text in [
+            r#"{"jsonrpc":"2.0","method":"\login","params":{"login":"a@A"}}"#,
+            r#"{"jsonrpc":"2.0","method":"login","params":{"login":"a@A"}"#,
+            "login is not json",
+        ] {
+            assert_eq!(inspect_forwarded(text), Forwarded::Unreadable, "{text}");
+        }
     }
 }
