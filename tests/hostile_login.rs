@@ -129,3 +129,67 @@ async fn alternating_partitions_open_at_most_four_node_connections() {
     assert_eq!(opened, 5, "{:?}", gw.all_stats());
     still_works(&mut bystander).await;
 }
+
+#[tokio::test]
+async fn password_guessing_cools_down_the_address_and_the_login() {
+    let map = format!(
+        "{}{}",
+        node_tables(&["fsa"]),
+        partition("acme", &["fsa"], r#"["acme.test"]"#, None),
+    );
+    let gw = Setup::new(&map)
+        .node(sim("fsa"))
+        .tweak(|c| {
+            c.limits.trusted_networks = Vec::new();
+            c.limits.login_failures_per_minute = 3;
+        })
+        .start()
+        .await;
+    let other: std::net::IpAddr = [127, 0, 0, 2].into();
+    let mut bystander = connect_from(gw.addr, other).await;
+    assert_eq!(
+        login_ready(&mut bystander, "1999@acme.test", 1).await,
+        "fsa"
+    );
+
+    let mut guesser = gw.client().await;
+    for id in 1..=3u64 {
+        send_json(
+            &mut guesser,
+            &login_request("1000@acme.test", "guess", &sessid(), id),
+        )
+        .await;
+        let reply = recv_json(&mut guesser).await;
+        assert_eq!(
+            reply["error"]["message"], "Authentication Failure",
+            "{reply}"
+        );
+    }
+    let cooling = |reply: &serde_json::Value| {
+        reply["error"]["code"] == -32001
+            && reply["error"]["message"] == "Too many failed logins, retry later"
+    };
+    // The address cools down: any login from it, on any socket.
+    for (ws, user) in [
+        (&mut guesser, "1000@acme.test"),
+        (&mut gw.client().await, "1001@acme.test"),
+    ] {
+        send_json(ws, &login_request(user, PASSWORD, &sessid(), 9)).await;
+        let reply = recv_json(ws).await;
+        assert!(cooling(&reply), "{user}: {reply}");
+    }
+    // The login cools down too, from any address.
+    let mut elsewhere = connect_from(gw.addr, other).await;
+    send_json(
+        &mut elsewhere,
+        &login_request("1000@acme.test", PASSWORD, &sessid(), 1),
+    )
+    .await;
+    assert!(cooling(&recv_json(&mut elsewhere).await));
+    // Nothing reached the node while cooling down: three guesses, no more.
+    assert_eq!(gw.node("fsa").stats().logins_failed, 3);
+    // Another user from another address logs in, and the bystander carries on.
+    let mut fresh = connect_from(gw.addr, other).await;
+    assert_eq!(login_ready(&mut fresh, "1500@acme.test", 1).await, "fsa");
+    still_works(&mut bystander).await;
+}

@@ -197,25 +197,24 @@ async fn sigterm_closes_live_sessions_with_1001_and_serve_exits_0_printing_nothi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_the_node_refuses_is_logged_with_its_login_and_node() {
+async fn failed_logins_are_logged_in_the_fail2ban_format() {
     let run = run_and_terminate().await;
     let refused: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.contains("login refused by the node"))
+        .filter(|l| l.contains("login failed peer=127.0.0.1 "))
         .collect();
-    assert_eq!(refused.len(), 1, "stderr:\n{}", run.stderr);
-    for field in [
-        "login=\"1001@acme.test\"",
-        "node=\"fs1\"",
-        "failure=\"node_refused\"",
-    ] {
-        assert!(
-            refused[0].contains(field),
-            "{field} missing in {}",
-            refused[0]
-        );
-    }
+    assert_eq!(refused.len(), 2, "stderr:\n{}", run.stderr);
+    assert!(
+        refused[0].contains("login=\"1001@acme.test\" reason=\"node_refused\""),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        refused[1].contains("login=\"1000@nowhere.test\" reason=\"no_partition\""),
+        "{}",
+        refused[1]
+    );
     let listening = run.stderr.matches("gateway listening").count();
     assert_eq!(listening, 1, "logged once, not per core:\n{}", run.stderr);
 }

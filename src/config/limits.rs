@@ -118,6 +118,19 @@ pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
+/// The address the per-address limits count against: the IPv4 address itself (an
+/// IPv4-mapped IPv6 address included), or an IPv6 address's /64, which is what one
+/// subscriber usually holds.
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match canonical_ip(ip) {
+        std::net::IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            std::net::IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Validates `[limits]` (absent: every default).
 pub(super) fn limits(raw: Option<RawLimits>, r: &mut Report<'_>) -> Limits {
     let raw = raw.unwrap_or_default();

@@ -16,7 +16,7 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
-pub use limits::{canonical_ip, Limits};
+pub use limits::{address_key, canonical_ip, Limits};
 pub use types::*;
 pub use validate::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, RTP_MIN_PORT, VERTO_MAX_MESSAGE_BYTES,

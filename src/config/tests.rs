@@ -497,3 +497,14 @@ fn limits_are_read_and_bad_values_named() {
         "{all:#?}"
     );
 }
+
+#[test]
+fn per_address_limits_key_ipv4_alone_and_ipv6_by_its_64() {
+    use crate::config::address_key;
+    let key = |s: &str| address_key(s.parse().unwrap()).to_string();
+    assert_eq!(key("192.0.2.7"), "192.0.2.7");
+    assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+    assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+    assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
+    assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+}

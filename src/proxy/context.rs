@@ -19,6 +19,8 @@ pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// What a session needs from its connection.
 pub struct SessionCtx {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
     /// The gateway (router, TLS for nodes, settings).
     pub gateway: Arc<Gateway>,
     /// When TCP was accepted.

@@ -84,6 +84,7 @@ pub async fn serve_shard(
         };
         let span = tracing::info_span!("conn", %peer);
         let conn = Connection {
+            peer,
             gateway: Arc::clone(&gateway),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
@@ -135,6 +136,8 @@ impl RefusalLog {
 }
 
 struct Connection {
+    /// The client's address (the one per-address limits and logs use).
+    peer: std::net::SocketAddr,
     gateway: Arc<Gateway>,
     /// The admission permit: moves into the session on upgrade, else is released
     /// when the connection ends.
@@ -217,6 +220,7 @@ impl Connection {
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ctx = SessionCtx {
+            peer: self.peer,
             gateway: Arc::clone(&self.gateway),
             accepted,
             deadline,

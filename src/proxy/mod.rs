@@ -6,6 +6,7 @@
 mod capacity;
 mod close;
 mod context;
+mod failures;
 mod listener;
 mod plain_http;
 mod policy;
@@ -53,6 +54,7 @@ pub struct Gateway {
     server_tls: ArcSwap<ServerConfig>,
     upstream_tls: Arc<ClientConfig>,
     handshakes: tokio::sync::Semaphore,
+    login_failures: failures::LoginFailures,
 }
 
 impl Gateway {
@@ -72,6 +74,7 @@ impl Gateway {
             server_tls: ArcSwap::new(server_tls),
             upstream_tls,
             handshakes: tokio::sync::Semaphore::new(handshakes),
+            login_failures: failures::LoginFailures::default(),
         })
     }
 
@@ -107,6 +110,10 @@ impl Gateway {
                 max_messages: config.limits.max_prelogin_messages,
             },
         }
+    }
+
+    fn login_failures(&self) -> &failures::LoginFailures {
+        &self.login_failures
     }
 
     fn handshakes(&self) -> &tokio::sync::Semaphore {

@@ -3,11 +3,14 @@
 //! partition's node and forwards the login unchanged; then hands over to the relay.
 
 use futures_util::{SinkExt, StreamExt};
+use std::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tracing::{info, warn};
+
+use tracing::{debug, info, warn};
 
 use super::close::{close_leg, EndReason};
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
+use super::failures::COOLDOWN_MESSAGE;
 use super::policy::SessionPolicy;
 use super::relay;
 use super::upstream::{self, NodeSocket};
@@ -160,7 +163,7 @@ impl Auth<'_> {
                 None => Ok(()),
             },
             Step::Route(req) => self.on_login(browser, text, req).await,
-            other => answer(browser, other).await,
+            other => self.answer(browser, other).await,
         }
     }
 
@@ -182,18 +185,30 @@ impl Auth<'_> {
         req: LoginRequest,
     ) -> Result<(), EndReason> {
         let router = self.ctx.gateway.router();
+        let limits = &router.config().limits;
+        let failures = self.ctx.gateway.login_failures();
+        if failures
+            .cooling(limits, self.ctx.peer.ip(), &req.login, Instant::now())
+            .is_some()
+        {
+            let reply = verto::error_reply(&req.id, verto::AUTH_FAILED, COOLDOWN_MESSAGE);
+            let step = self
+                .state
+                .routed(Routed::Refused("cooling_down"), &req.login, reply);
+            return self.answer(browser, step).await;
+        }
         let route = router.route(&req.login);
         let refusal = verto::error_reply(&req.id, verto::AUTH_FAILED, verto::LOGIN_INCORRECT);
         let verdict = match &route {
             Ok(route) => Routed::Partition(&route.partition.name),
             Err(err) => {
-                warn!(login = ?req.login, failure = "no_partition", reason = %err, "login not routed");
-                Routed::Unroutable
+                debug!(login = ?req.login, reason = %err, "login not routed");
+                Routed::Refused("no_partition")
             }
         };
-        let step = self.state.routed(verdict, refusal);
+        let step = self.state.routed(verdict, &req.login, refusal);
         let Ok(route) = route else {
-            return answer(browser, step).await;
+            return self.answer(browser, step).await;
         };
         self.summary.login = Some(req.login.clone());
         self.summary.partition = Some(route.partition.name.clone());
@@ -221,7 +236,7 @@ impl Auth<'_> {
                     .collect();
                 self.connect(browser, text, req, partition, &nodes).await
             }
-            other => answer(browser, other).await,
+            other => self.answer(browser, other).await,
         }
     }
 
@@ -282,31 +297,72 @@ impl Auth<'_> {
         None
     }
 
+    /// The steps that only answer or close the browser.
+    async fn answer(&mut self, browser: &mut BrowserSocket, step: Step) -> Result<(), EndReason> {
+        match step {
+            Step::Reply(reply) => send_text(browser, reply).await,
+            Step::Refuse(refusal) => {
+                self.failed_login(&refusal.login, refusal.reason);
+                send_text(browser, refusal.reply).await?;
+                match refusal.close {
+                    Some(violation) => Err(EndReason::PreLogin(violation)),
+                    None => Ok(()),
+                }
+            }
+            Step::Close(violation) => Err(EndReason::PreLogin(violation)),
+            // Forward, Route and Connect are the session's to carry out; Ignore is nothing.
+            Step::Ignore | Step::Forward | Step::Route(_) | Step::Connect => Ok(()),
+        }
+    }
+
+    /// Logs a failed login in the fixed format fail2ban reads (README), and counts it
+    /// unless it was refused for cooling down already.
+    fn failed_login(&self, login: &str, reason: &'static str) {
+        let peer = self.ctx.peer.ip();
+        info!(peer = %peer, login = ?login, reason, "login failed");
+        if reason == "cooling_down" {
+            return;
+        }
+        let router = self.ctx.gateway.router();
+        let limits = &router.config().limits;
+        let started = self
+            .ctx
+            .gateway
+            .login_failures()
+            .record(limits, peer, login, Instant::now());
+        for cooling in started {
+            warn!(
+                peer = %peer,
+                login = ?login,
+                cooling = ?cooling,
+                cooldown_ms = limits.login_cooldown.as_millis() as u64,
+                failure = "too_many_failed_logins",
+                "too many failed logins: cooling down"
+            );
+        }
+    }
+
     /// Handles a node message; `Ok(true)` once the node accepted the login.
     async fn on_node(
         &mut self,
         browser: &mut BrowserSocket,
         msg: Option<Result<Message, WsError>>,
     ) -> Result<bool, EndReason> {
-        let Some(up) = self.upstream.as_ref() else {
+        let Some(login_id) = self.upstream.as_ref().map(|up| up.login_id.clone()) else {
             return Ok(false);
         };
         let (msg, accepted) = match msg {
             None | Some(Err(_)) => return Err(EndReason::NodeGone),
             Some(Ok(Message::Close(frame))) => return Err(EndReason::NodeClosed(frame)),
             Some(Ok(Message::Text(text))) => {
-                let accepted = match verto::login_outcome(&text, &up.login_id) {
+                let accepted = match verto::login_outcome(&text, &login_id) {
                     LoginOutcome::Accepted => true,
                     LoginOutcome::Rejected => {
-                        // The node's verdict on the credentials: relayed as it is, and
-                        // logged so refusals are visible at the gateway too.
-                        info!(
-                            login = self.summary.login.as_deref(),
-                            partition = %up.partition,
-                            node = self.summary.node.as_deref(),
-                            failure = "node_refused",
-                            "login refused by the node"
-                        );
+                        // The node's verdict on the credentials: relayed as it is,
+                        // counted and logged like the gateway's own refusals.
+                        if let Some(login) = self.summary.login.clone() {
+                            self.failed_login(&login, "node_refused");
+                        }
                         false
                     }
                     LoginOutcome::Unrelated => false,
@@ -322,20 +378,6 @@ impl Auth<'_> {
             .await
             .map_err(|_| EndReason::BrowserGone)?;
         Ok(accepted)
-    }
-}
-
-/// The steps that only answer or close the browser.
-async fn answer(browser: &mut BrowserSocket, step: Step) -> Result<(), EndReason> {
-    match step {
-        Step::Reply(reply) => send_text(browser, reply).await,
-        Step::ReplyAndClose(reply, violation) => {
-            send_text(browser, reply).await?;
-            Err(EndReason::PreLogin(violation))
-        }
-        Step::Close(violation) => Err(EndReason::PreLogin(violation)),
-        // Forward, Route and Connect are the session's to carry out; Ignore is nothing.
-        Step::Ignore | Step::Forward | Step::Route(_) | Step::Connect => Ok(()),
     }
 }
 

@@ -41,7 +41,12 @@ pub enum PreLogin {
     /// A credentialed `login`: route it and forward the original text unchanged.
     Login(LoginRequest),
     /// A `login` with a user but no password: answered locally, counted as a failed try.
-    MissingPasswd(String),
+    MissingPasswd {
+        /// mod_verto's "Missing passwd" answer.
+        reply: String,
+        /// The login it named.
+        login: String,
+    },
 }
 
 /// The routing-relevant part of a credentialed `login`. The password is deliberately
@@ -86,7 +91,10 @@ fn classify_single(req: &Request<'_>, allow_login: bool) -> PreLogin {
         return PreLogin::Reply(auth_required(id));
     };
     if params.passwd.non_empty().is_none() {
-        return PreLogin::MissingPasswd(error_reply(id, AUTH_FAILED, "Missing passwd"));
+        return PreLogin::MissingPasswd {
+            reply: error_reply(id, AUTH_FAILED, "Missing passwd"),
+            login: login.to_owned(),
+        };
     }
     PreLogin::Login(LoginRequest {
         id: id.to_owned(),
@@ -345,10 +353,12 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"login","params":{"login":"1008@example.com"},"id":5}"#;
         assert_eq!(
             classify_pre_login(text),
-            PreLogin::MissingPasswd(
-                r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32001,"message":"Missing passwd"}}"#
-                    .into()
-            )
+            PreLogin::MissingPasswd {
+                reply:
+                    r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32001,"message":"Missing passwd"}}"#
+                        .into(),
+                login: "1008@example.com".into(),
+            }
         );
     }
 

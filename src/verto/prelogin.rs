@@ -97,13 +97,26 @@ pub enum Frame<'a> {
     Binary,
 }
 
+/// A login the gateway refused itself: answered, counted, logged.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The answer to the browser (-32001).
+    pub reply: String,
+    /// The login refused.
+    pub login: String,
+    /// Why, for the log line: `no_partition`, `missing_passwd`, `cooling_down`.
+    pub reason: &'static str,
+    /// Set when this was the socket's last allowed refusal: close after the answer.
+    pub close: Option<Violation>,
+}
+
 /// What the session does next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     /// Send this text to the browser.
     Reply(String),
-    /// Send this text to the browser, then close it.
-    ReplyAndClose(String, Violation),
+    /// Refuse a login: answer, count, and maybe close.
+    Refuse(Refusal),
     /// Nothing to do.
     Ignore,
     /// Route this login, then report with [`PreLoginState::routed`].
@@ -119,8 +132,9 @@ pub enum Step {
 /// What routing said about a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routed<'a> {
-    /// No partition takes it.
-    Unroutable,
+    /// Refused before any node: no partition takes it (`no_partition`) or its address
+    /// or login is cooling down (`cooling_down`).
+    Refused(&'static str),
     /// It belongs to this partition.
     Partition(&'a str),
 }
@@ -178,10 +192,14 @@ impl PreLoginState {
         if self.pending {
             return self.with_pending_node(text);
         }
+        self.classify(text)
+    }
+
+    fn classify(&mut self, text: &str) -> Step {
         match classify_pre_login(text) {
             PreLogin::Reply(reply) => Step::Reply(reply),
             PreLogin::Ignore => Step::Ignore,
-            PreLogin::MissingPasswd(reply) => self.failed(reply),
+            PreLogin::MissingPasswd { reply, login } => self.failed(reply, login, "missing_passwd"),
             PreLogin::Login(req) => Step::Route(req),
         }
     }
@@ -193,19 +211,15 @@ impl PreLoginState {
         match inspect_forwarded(text) {
             Forwarded::Plain => Step::Forward,
             Forwarded::Unreadable => Step::Reply(invalid_request()),
-            Forwarded::Logins(_) => match classify_pre_login(text) {
-                PreLogin::Login(req) => Step::Route(req),
-                PreLogin::MissingPasswd(reply) => self.failed(reply),
-                PreLogin::Reply(reply) => Step::Reply(reply),
-                PreLogin::Ignore => Step::Ignore,
-            },
+            Forwarded::Logins(_) => self.classify(text),
         }
     }
 
-    /// Routing's verdict on the login of the last [`Step::Route`].
-    pub fn routed(&mut self, verdict: Routed<'_>, refusal: String) -> Step {
+    /// Routing's verdict on the login of the last [`Step::Route`]; `refusal` is the
+    /// answer should it be refused.
+    pub fn routed(&mut self, verdict: Routed<'_>, login: &str, refusal: String) -> Step {
         match verdict {
-            Routed::Unroutable => self.failed(refusal),
+            Routed::Refused(reason) => self.failed(refusal, login.to_owned(), reason),
             Routed::Partition(p) if self.routed_to.as_deref() == Some(p) => {
                 if self.pending {
                     Step::Forward
@@ -231,13 +245,15 @@ impl PreLoginState {
         self.pending = false;
     }
 
-    fn failed(&mut self, reply: String) -> Step {
+    fn failed(&mut self, reply: String, login: String, reason: &'static str) -> Step {
         self.failures += 1;
-        if self.failures >= MAX_LOGIN_FAILURES {
-            Step::ReplyAndClose(reply, Violation::TooManyFailures)
-        } else {
-            Step::Reply(reply)
-        }
+        let close = (self.failures >= MAX_LOGIN_FAILURES).then_some(Violation::TooManyFailures);
+        Step::Refuse(Refusal {
+            reply,
+            login,
+            reason,
+            close,
+        })
     }
 }
 
@@ -304,19 +320,27 @@ mod tests {
     fn the_third_refused_login_is_answered_then_closes() {
         let mut state = PreLoginState::new(BOUNDS);
         let no_pass = r#"{"jsonrpc":"2.0","method":"login","params":{"login":"a@b"},"id":1}"#;
-        assert!(matches!(
-            state.on_frame(Frame::Text(no_pass)),
-            Step::Reply(_)
-        ));
+        let Step::Refuse(first) = state.on_frame(Frame::Text(no_pass)) else {
+            panic!("a login without a password is refused");
+        };
+        assert_eq!(
+            (first.login.as_str(), first.reason, first.close),
+            ("a@b", "missing_passwd", None)
+        );
         route_of(state.on_frame(Frame::Text(&login("x@nowhere", 2))));
         assert!(matches!(
-            state.routed(Routed::Unroutable, "no".into()),
-            Step::Reply(_)
+            state.routed(Routed::Refused("no_partition"), "x@nowhere", "no".into()),
+            Step::Refuse(Refusal { close: None, .. })
         ));
         route_of(state.on_frame(Frame::Text(&login("y@nowhere", 3))));
         assert_eq!(
-            state.routed(Routed::Unroutable, "no".into()),
-            Step::ReplyAndClose("no".into(), Violation::TooManyFailures)
+            state.routed(Routed::Refused("no_partition"), "y@nowhere", "no".into()),
+            Step::Refuse(Refusal {
+                reply: "no".into(),
+                login: "y@nowhere".into(),
+                reason: "no_partition",
+                close: Some(Violation::TooManyFailures),
+            })
         );
     }
 
@@ -326,7 +350,7 @@ mod tests {
         for (i, partition) in ["a", "b", "a", "b"].iter().enumerate() {
             route_of(state.on_frame(Frame::Text(&login("u@x", 1))));
             assert_eq!(
-                state.routed(Routed::Partition(partition), String::new()),
+                state.routed(Routed::Partition(partition), "u@x", String::new()),
                 Step::Connect,
                 "route {i}"
             );
@@ -334,12 +358,12 @@ mod tests {
         // The same partition again is no new route.
         route_of(state.on_frame(Frame::Text(&login("u@x", 1))));
         assert_eq!(
-            state.routed(Routed::Partition("b"), String::new()),
+            state.routed(Routed::Partition("b"), "u@x", String::new()),
             Step::Forward
         );
         route_of(state.on_frame(Frame::Text(&login("u@x", 1))));
         assert_eq!(
-            state.routed(Routed::Partition("a"), String::new()),
+            state.routed(Routed::Partition("a"), "u@x", String::new()),
             Step::Close(Violation::TooManyRoutes)
         );
         assert_eq!(state.routes(), MAX_ROUTES);
@@ -351,7 +375,7 @@ mod tests {
         for _ in 0..(MAX_ROUTES + 2) {
             route_of(state.on_frame(Frame::Text(&login("u@x", 1))));
             assert_eq!(
-                state.routed(Routed::Partition("a"), String::new()),
+                state.routed(Routed::Partition("a"), "u@x", String::new()),
                 Step::Connect
             );
             state.connect_failed();
@@ -364,7 +388,7 @@ mod tests {
         let mut state = PreLoginState::new(BOUNDS);
         route_of(state.on_frame(Frame::Text(&login("u@a", 1))));
         assert_eq!(
-            state.routed(Routed::Partition("a"), String::new()),
+            state.routed(Routed::Partition("a"), "u@x", String::new()),
             Step::Connect
         );
         let table = [
@@ -377,7 +401,7 @@ mod tests {
             let got = match state.on_frame(Frame::Text(&text)) {
                 Step::Forward => "forward".to_owned(),
                 Step::Route(req) => format!("route {}", req.login),
-                Step::Reply(_) => "reply".to_owned(),
+                Step::Reply(_) | Step::Refuse(_) => "reply".to_owned(),
                 other => format!("{other:?}"),
             };
             assert_eq!(got, want, "{text}");

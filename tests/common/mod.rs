@@ -293,6 +293,25 @@ pub async fn tls_connect_trusting(
     let tcp = within("TCP connect", TcpStream::connect(addr))
         .await
         .expect("TCP connect");
+    tls_over(tcp, client).await
+}
+
+/// A browser-like WebSocket to the gateway at `addr` from the local address `from`
+/// (any of 127/8 works on Linux), so per-address limits see another client.
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the client address");
+    let tcp = within("TCP connect", socket.connect(addr))
+        .await
+        .expect("TCP connect");
+    upgrade(tls_over(tcp, &certs().client).await, addr, None)
+        .await
+        .0
+}
+
+async fn tls_over(tcp: TcpStream, client: &Arc<ClientConfig>) -> TlsStream<TcpStream> {
     let name = ServerName::try_from("localhost").expect("server name");
     let connector = TlsConnector::from(Arc::clone(client));
     within("TLS handshake", connector.connect(name, tcp))
