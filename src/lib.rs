@@ -25,7 +25,8 @@
 //! `sim-node`) and `vertogw-bench` (the load generator, its own binary).
 //!
 //! # Data flow
-//! `TcpListener` → TLS ([`vertogw_net::tls`]) → HTTP upgrade ([`proxy`]) → pre-login session
+//! `TcpListener` → admission (per-address, then global caps) → TLS ([`vertogw_net::tls`]) →
+//! HTTP upgrade ([`proxy`]) → pre-login session
 //! ([`verto`] classifies each frame) → credentialed login → [`routing`] → upstream
 //! connect (first reachable node of the partition) → login forwarded unchanged →
 //! relay pump until either side closes. Media never passes through the gateway: map →

@@ -287,3 +287,43 @@ async fn after_the_close_handshake_the_gateway_ends_tcp_promptly() {
         "the gateway kept TCP open {lingered:?} after the close handshake ({rest:?})"
     );
 }
+
+#[tokio::test]
+async fn only_listed_web_origins_may_upgrade_and_clients_without_origin_may() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let gw = Setup::new(&one_node_map())
+        .node(sim("fs1"))
+        .tweak(|c| {
+            c.gateway.allowed_origins = Some(vec![vertogw::config::OriginPattern::parse(
+                "https://app.acme.test",
+            )
+            .unwrap_or_else(|e| panic!("{e}"))])
+        })
+        .start()
+        .await;
+    for (origin, allowed) in [
+        (Some("https://app.acme.test"), true),
+        (Some("https://evil.test"), false),
+        (Some("null"), false),
+        (None, true),
+    ] {
+        let tls = tls_connect(gw.addr).await;
+        let mut request = format!("wss://localhost:{}/", gw.addr.port())
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(origin) = origin {
+            let value = origin.parse().unwrap_or_else(|e| panic!("{e}"));
+            request.headers_mut().insert("Origin", value);
+        }
+        let result = within("the upgrade", tokio_tungstenite::client_async(request, tls)).await;
+        match (result, allowed) {
+            (Ok(_), true) => {}
+            (Err(WsError::Http(response)), false) => {
+                assert_eq!(response.status(), 403, "{origin:?}");
+            }
+            (other, _) => panic!("{origin:?}: {:?}", other.map(|_| "upgraded")),
+        }
+    }
+    gw.assert_no_node_contacted();
+}

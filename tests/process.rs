@@ -22,6 +22,9 @@ use vertogw_sim::{SimConfig, SimNode, SimUsers};
 /// Distinctive enough that any occurrence in the logs is the password.
 const SECRET: &str = "pw-Zx9-SECRET-4711";
 
+/// A login whose newline would start a fake log line if it were logged raw.
+const FORGED_LOGIN: &str = "1000@x.test\nFORGED INFO login ok peer=203.0.113.9";
+
 /// How long the process may take to start listening or to exit.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -150,6 +153,13 @@ async fn run_and_terminate() -> Run {
     )
     .await;
     assert_eq!(recv_json(&mut refused).await["error"]["code"], -32001);
+    // A login that tries to forge a log line of its own.
+    send_json(
+        &mut refused,
+        &login_request(FORGED_LOGIN, SECRET, &sessid(), 3),
+    )
+    .await;
+    assert_eq!(recv_json(&mut refused).await["error"]["code"], -32001);
     // Traffic after login, through the relay.
     send_json(
         &mut live,
@@ -204,7 +214,18 @@ async fn failed_logins_are_logged_in_the_fail2ban_format() {
         .lines()
         .filter(|l| l.contains("login failed peer=127.0.0.1 "))
         .collect();
-    assert_eq!(refused.len(), 2, "stderr:\n{}", run.stderr);
+    assert_eq!(refused.len(), 3, "stderr:\n{}", run.stderr);
+    // Attacker-controlled text is escaped: the forged line never starts a line.
+    assert!(
+        refused[2].contains(r#"login="1000@x.test\nFORGED INFO"#),
+        "{}",
+        refused[2]
+    );
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("FORGED")),
+        "a login forged a log line:\n{}",
+        run.stderr
+    );
     assert!(
         refused[0].contains("login=\"1001@acme.test\" reason=\"node_refused\""),
         "{}",

@@ -147,7 +147,7 @@ mod tests {
         };
         let ss = vertogw_net::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
         let map = format!(
-            "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\n{gateway_extra}{body}"
+            "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\nallowed_origins = [\"*\"]\n{gateway_extra}{body}"
         );
         for (file, text) in [
             ("gw.crt", ss.cert_pem.as_str()),
@@ -243,7 +243,7 @@ domains = ["*"]
         assert_eq!(code, 0, "{err}");
         assert!(
             err.starts_with("warning: ")
-                && err.contains("m.toml:5: [gateway]: max_message_bytes = 2000000"),
+                && err.contains("m.toml:6: [gateway]: max_message_bytes = 2000000"),
             "{err}"
         );
         assert!(out.contains("max message      2000000 bytes"), "{out}");
@@ -265,11 +265,11 @@ domains = ["*"]
             "{err}"
         );
         assert!(
-            lines[1].contains(":10: node \"fs1\": rtp_ports \"10399-10000\": it is reversed"),
+            lines[1].contains(":11: node \"fs1\": rtp_ports \"10399-10000\": it is reversed"),
             "{err}"
         );
         assert!(
-            lines[2].contains(":21: partition \"rest\": node \"fs9\" is not defined"),
+            lines[2].contains(":22: partition \"rest\": node \"fs9\" is not defined"),
             "{err}"
         );
         assert!(lines[3].ends_with("m.toml: 3 errors"), "{err}");

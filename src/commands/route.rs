@@ -42,9 +42,6 @@ pub fn run(
             return exit::ERROR;
         }
     };
-    for warning in &loaded.warnings {
-        let _ = writeln!(stderr, "warning: {warning}");
-    }
     let router = Router::new(Arc::new(loaded.config));
     let (code, written) = match (router.route(login), json) {
         (Ok(route), true) => (exit::OK, json_line(stdout, &routed(login, &route))),

@@ -46,6 +46,14 @@ pub enum ConfigErrorKind {
     /// A count such as `max_connections` is zero.
     #[error("{0} = 0: use a positive number, or omit the key for the default")]
     ZeroCount(&'static str),
+    /// An `allowed_origins` entry that is not an origin.
+    #[error("allowed_origins: {value:?}: {reason}")]
+    BadOrigin {
+        /// As written.
+        value: String,
+        /// What to change.
+        reason: super::OriginError,
+    },
     /// A `trusted_networks` entry that is neither a CIDR nor an address.
     #[error("trusted_networks: {0:?} is not a network: write a CIDR such as \"192.0.2.0/24\" or \"2001:db8::/32\", or one address")]
     BadNetwork(String),

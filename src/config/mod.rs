@@ -6,6 +6,7 @@
 mod error;
 mod limits;
 mod media;
+mod origin;
 mod partition;
 mod raw;
 mod types;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
 pub use limits::{address_key, canonical_ip, Limits};
+pub use origin::{origin_allowed, OriginError, OriginPattern};
 pub use types::*;
 pub use validate::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, RTP_MIN_PORT, VERTO_MAX_MESSAGE_BYTES,

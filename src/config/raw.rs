@@ -22,6 +22,7 @@ pub(super) struct RawGateway {
     pub upstream_ca: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<u64>>,
     pub max_tls_handshakes: Option<Spanned<u64>>,
+    pub allowed_origins: Option<SpannedList>,
 }
 
 /// One `[[node]]` as written.

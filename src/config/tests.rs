@@ -69,7 +69,13 @@ pub(super) fn partition(name: &str, domains: &str, extensions: Option<&str>) -> 
 #[test]
 fn good_map_becomes_domain_types_with_defaults() {
     let Loaded { config, warnings } = loaded(&map("", PARTITION));
-    assert!(warnings.is_empty());
+    // The one thing `check` says about an otherwise fine map without allowed_origins.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("allowed_origins is not set") && warnings[0].contains("Origin"),
+        "{warnings:?}"
+    );
+    assert_eq!(config.gateway.allowed_origins, None);
     let gw = &config.gateway;
     assert_eq!(gw.listen.to_string(), "0.0.0.0:8443");
     assert_eq!(gw.login_timeout, Duration::from_millis(10_000));
@@ -142,7 +148,7 @@ fn optional_gateway_keys_are_read() {
 fn max_message_bytes_above_verto_limit_is_accepted_with_a_warning() {
     let loaded = loaded(&map("max_message_bytes = 1000000\n", PARTITION));
     assert_eq!(loaded.config.gateway.max_message_bytes, 1_000_000);
-    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(loaded.warnings.len(), 2);
     assert!(
         loaded.warnings[0]
             .starts_with("maps/t.toml:5: [gateway]: max_message_bytes = 1000000 exceeds"),
@@ -507,4 +513,30 @@ fn per_address_limits_key_ipv4_alone_and_ipv6_by_its_64() {
     assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
     assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
     assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+}
+
+#[test]
+fn allowed_origins_are_read_and_bad_ones_named() {
+    let gw = |extra: &str| map(extra, PARTITION);
+    let l = loaded(&gw(
+        "allowed_origins = [\"https://App.example.com\", \"https://*.example.net:8443\"]\n",
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let origins = l.config.gateway.allowed_origins.unwrap_or_default();
+    let shown: Vec<String> = origins.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["https://app.example.com", "https://*.example.net:8443"]
+    );
+    let l = loaded(&gw("allowed_origins = [\"*\"]\n"));
+    assert!(
+        l.warnings.is_empty(),
+        "an explicit star is a choice: {:?}",
+        l.warnings
+    );
+    let e = error(&gw("allowed_origins = [\"app.example.com\"]\n"));
+    assert!(
+        e.contains("allowed_origins: \"app.example.com\": write scheme://host"),
+        "{e}"
+    );
 }

@@ -61,6 +61,8 @@ pub struct Gateway {
     pub max_connections: Option<usize>,
     /// TLS handshakes in flight at once; `None` = 32 per core.
     pub max_tls_handshakes: Option<usize>,
+    /// Web origins allowed to open a socket; `None` = any.
+    pub allowed_origins: Option<Vec<super::OriginPattern>>,
 }
 
 /// A `[[node]]`: one FreeSWITCH mod_verto profile.

@@ -64,6 +64,7 @@ pub(super) fn gateway(
     let max_connections = positive_count(raw.max_connections.as_ref(), "max_connections", r);
     let max_tls_handshakes =
         positive_count(raw.max_tls_handshakes.as_ref(), "max_tls_handshakes", r);
+    let allowed_origins = origins(raw.allowed_origins, r);
     let lines = GatewayLines {
         tls_cert: r.line(&raw.tls_cert.span()),
         upstream_ca: raw.upstream_ca.as_ref().map(|p| r.line(&p.span())),
@@ -82,8 +83,39 @@ pub(super) fn gateway(
         upstream_ca,
         max_connections,
         max_tls_handshakes,
+        allowed_origins,
     };
     (r.errors.len() == before).then_some((gateway, lines))
+}
+
+/// `allowed_origins`; absent means any origin, which `check` warns about.
+fn origins(
+    value: Option<super::raw::SpannedList>,
+    r: &mut Report<'_>,
+) -> Option<Vec<super::OriginPattern>> {
+    let Some(list) = value else {
+        r.warn_file(
+            "[gateway] allowed_origins is not set: any web page may open sockets to the farm \
+             through its visitors' browsers (the Origin header is not checked); list your web \
+             apps' origins, e.g. [\"https://app.example.com\"]",
+        );
+        return None;
+    };
+    let mut patterns = Vec::new();
+    for item in list.into_inner() {
+        match super::OriginPattern::parse(item.get_ref()) {
+            Ok(pattern) => patterns.push(pattern),
+            Err(reason) => r.error(
+                Some(&item.span()),
+                Some(GATEWAY),
+                ConfigErrorKind::BadOrigin {
+                    value: item.get_ref().clone(),
+                    reason,
+                },
+            ),
+        }
+    }
+    Some(patterns)
 }
 
 fn default_domain(value: Option<&Spanned<String>>, r: &mut Report<'_>) -> Option<String> {

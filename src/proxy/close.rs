@@ -8,6 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::WebSocketStream;
 
+use super::watchdog::Direction;
 use crate::verto::prelogin::Violation;
 
 /// How long a leg may take to complete its close handshake before it is dropped.
@@ -40,6 +41,10 @@ pub enum EndReason {
     PreLogin(Violation),
     /// A browser message above `max_message_bytes`.
     Oversize,
+    /// A message could not be written for `stall_timeout_ms` (that peer does not read).
+    Stalled(Direction),
+    /// The browser answered neither the gateway's ping nor anything else.
+    PingTimeout,
     /// The gateway is shutting down.
     Shutdown,
 }
@@ -75,6 +80,9 @@ impl EndReason {
             EndReason::LoginTimeout => "login_timeout",
             EndReason::PreLogin(v) => v.category(),
             EndReason::Oversize => "oversize",
+            EndReason::Stalled(Direction::Up) => "node_stalled",
+            EndReason::Stalled(Direction::Down) => "browser_stalled",
+            EndReason::PingTimeout => "ping_timeout",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -103,6 +111,8 @@ impl EndReason {
             EndReason::LoginTimeout => frame(1008, "login timeout"),
             EndReason::PreLogin(v) => frame(v.code(), v.reason()),
             EndReason::Oversize => frame(1009, "message too big"),
+            EndReason::Stalled(_) => frame(1011, "peer not reading"),
+            EndReason::PingTimeout => frame(1011, "no answer to ping"),
             EndReason::Shutdown => frame(1001, "gateway shutting down"),
         }
     }

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::capacity::{self, Admission};
 use super::context::SessionCtx;
+use super::per_ip::{self, PeerPermit};
 use super::session;
 use super::{plain_http, upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
 
@@ -56,6 +57,7 @@ pub async fn serve_shard(
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let mut refused = RefusalLog::default();
+    let mut refused_per_ip = per_ip::RefusalLog::default();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -75,6 +77,16 @@ pub async fn serve_shard(
                 }
             },
         };
+        let peer_permit = match gateway.per_ip().admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                // Refused before any TLS work, so a flood from one address costs an
+                // accept and a close each.
+                drop(tcp);
+                refused_per_ip.note(refusal, peer);
+                continue;
+            }
+        };
         let Some(permit) = admission.try_admit() else {
             // Closing at once is the clean refusal: the client sees the connection
             // end and retries, and the accept loop never blocks on a full table.
@@ -88,7 +100,10 @@ pub async fn serve_shard(
             gateway: Arc::clone(&gateway),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
-            permit: Mutex::new(Some(permit)),
+            permit: Mutex::new(Some(Permits {
+                _capacity: permit,
+                _peer: peer_permit,
+            })),
         };
         tracker.spawn(conn.run(tcp).instrument(span));
     }
@@ -135,13 +150,20 @@ impl RefusalLog {
     }
 }
 
+/// What an admitted connection holds until it ends: its place under `max_connections`
+/// and under its address's `per_ip_connections`.
+struct Permits {
+    _capacity: OwnedSemaphorePermit,
+    _peer: PeerPermit,
+}
+
 struct Connection {
     /// The client's address (the one per-address limits and logs use).
     peer: std::net::SocketAddr,
     gateway: Arc<Gateway>,
-    /// The admission permit: moves into the session on upgrade, else is released
+    /// The admission permits: move into the session on upgrade, else are released
     /// when the connection ends.
-    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    permit: Mutex<Option<Permits>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -151,9 +173,12 @@ impl Connection {
         let accepted = Instant::now();
         let settings = self.gateway.settings();
         let deadline = accepted + settings.login_timeout;
-        super::tcp::tune(&tcp);
+        // Also frees the handshake turn of a peer that sent its ClientHello and went
+        // silent, so it delays the handshakes queued behind it by at most this much.
+        let tls_deadline = deadline.min(accepted + settings.tls_handshake_timeout);
+        super::tcp::tune(&tcp, settings.stall_timeout);
         let tls = tokio::select! {
-            r = tokio::time::timeout_at(deadline, self.tls_handshake(tcp)) => match r {
+            r = tokio::time::timeout_at(tls_deadline, self.tls_handshake(tcp)) => match r {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => return debug!(failure = "tls", error = %err, "TLS handshake failed"),
                 Err(_) => return debug!(failure = "tls_timeout", "TLS handshake timed out"),
@@ -187,7 +212,8 @@ impl Connection {
     /// many are in flight paces the storm (the others wait, accepted and idle, within
     /// their login timeout) and leaves CPU to the established sessions, as HAProxy does
     /// by de-prioritising handshakes. The turn is taken only once a complete ClientHello
-    /// has arrived, so a peer that sends nothing cannot hold one.
+    /// has arrived, so a peer that sends nothing cannot hold one, and one that goes
+    /// silent after its ClientHello holds it until its `tls_handshake_timeout`.
     async fn tls_handshake(
         &self,
         tcp: TcpStream,
@@ -211,10 +237,14 @@ impl Connection {
         accepted: Instant,
         deadline: Instant,
     ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-        let accepted_upgrade = match upgrade::inspect(&req) {
+        let router = self.gateway.router();
+        let origins = router.config().gateway.allowed_origins.as_deref();
+        let checked = upgrade::inspect(&req)
+            .and_then(|accepted| upgrade::check_origin(&req, origins).map(|()| accepted));
+        let accepted_upgrade = match checked {
             Ok(a) => a,
             Err(refusal) => {
-                debug!(?refusal, path = %req.uri().path(), "not a WebSocket upgrade");
+                debug!(?refusal, path = ?req.uri().path(), "not a WebSocket upgrade");
                 return refusal.response();
             }
         };

@@ -8,6 +8,7 @@ mod close;
 mod context;
 mod failures;
 mod listener;
+mod per_ip;
 mod plain_http;
 mod policy;
 mod relay;
@@ -16,6 +17,7 @@ mod shards;
 mod tcp;
 mod upgrade;
 mod upstream;
+mod watchdog;
 mod ws_config;
 
 use std::sync::Arc;
@@ -39,12 +41,19 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Settings {
     /// From TCP accept to a login accepted by a node (covers TLS and the upgrade too).
     pub login_timeout: Duration,
+    /// From TCP accept to a finished TLS handshake, waiting for a turn included
+    /// (`tls_handshake_timeout_ms`; the login timeout applies too, if earlier).
+    pub tls_handshake_timeout: Duration,
     /// Largest browser→node message.
     pub max_message_bytes: usize,
     /// One attempt to reach a node.
     pub connect_timeout: Duration,
     /// The pre-login bounds (`[limits]`).
     pub prelogin: crate::verto::prelogin::Bounds,
+    /// How long a direction may be unable to write (`stall_timeout_ms`).
+    pub stall_timeout: Duration,
+    /// Browser idle time before a ping, and the wait for its answer (`browser_ping_ms`).
+    pub browser_ping: Duration,
 }
 
 /// Everything a running gateway shares between its connections.
@@ -55,6 +64,7 @@ pub struct Gateway {
     upstream_tls: Arc<ClientConfig>,
     handshakes: tokio::sync::Semaphore,
     login_failures: failures::LoginFailures,
+    per_ip: per_ip::PerIp,
 }
 
 impl Gateway {
@@ -69,12 +79,14 @@ impl Gateway {
             .gateway
             .max_tls_handshakes
             .unwrap_or_else(capacity::concurrent_handshakes);
+        let per_ip = per_ip::PerIp::new(&config.limits);
         Arc::new(Gateway {
             router: ArcSwap::from_pointee(Router::new(config)),
             server_tls: ArcSwap::new(server_tls),
             upstream_tls,
             handshakes: tokio::sync::Semaphore::new(handshakes),
             login_failures: failures::LoginFailures::default(),
+            per_ip,
         })
     }
 
@@ -84,8 +96,11 @@ impl Gateway {
     }
 
     /// Replaces the map; sessions already routed stay where they are. The seam for hot
-    /// reload (SIGHUP and the admin API), which swaps a validated map in here.
+    /// reload (SIGHUP and the admin API), which swaps a validated map in here. New
+    /// `[limits]` apply to connections accepted from then on (a changed connect rate
+    /// or burst starts every address with a full bucket).
     pub fn replace_config(&self, config: Arc<Config>) {
+        self.per_ip.reconfigure(&config.limits);
         self.router.store(Arc::new(Router::new(config)));
     }
 
@@ -103,17 +118,24 @@ impl Gateway {
         let gw = &config.gateway;
         Settings {
             login_timeout: gw.login_timeout,
+            tls_handshake_timeout: config.limits.tls_handshake_timeout,
             max_message_bytes: gw.max_message_bytes,
             connect_timeout: gw.connect_timeout,
             prelogin: crate::verto::prelogin::Bounds {
                 max_message_bytes: config.limits.max_prelogin_message_bytes,
                 max_messages: config.limits.max_prelogin_messages,
             },
+            stall_timeout: config.limits.stall_timeout,
+            browser_ping: config.limits.browser_ping,
         }
     }
 
     fn login_failures(&self) -> &failures::LoginFailures {
         &self.login_failures
+    }
+
+    fn per_ip(&self) -> &per_ip::PerIp {
+        &self.per_ip
     }
 
     fn handshakes(&self) -> &tokio::sync::Semaphore {

@@ -12,18 +12,38 @@
 //! The pump is one hand-written future over both sockets rather than two tasks or
 //! split halves: an idle session then holds no locks, channels or second copies of
 //! its sockets, which is most of what a session costs (docs/performance.md).
+//!
+//! Time bounds ([`Watchdog`], one timer per session): a message that cannot be
+//! written for `stall_timeout_ms` ends the session (a peer that stopped reading must
+//! not hold its session, and its FreeSWITCH thread, forever); a browser silent for
+//! `browser_ping_ms` is pinged, and one that stays silent as long again is gone. Both
+//! close the browser with 1011 and the node with 1001, so FreeSWITCH detaches calls
+//! promptly. Nodes are never pinged (mod_verto answers pings with JSON errors).
+//!
+//! Fairness: the pump moves at most [`MESSAGES_PER_POLL`] messages per poll, then yields,
+//! so one busy session cannot hold its shard's thread.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use futures_util::{Sink, Stream};
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::policy::{SessionPolicy, Verdict};
 use super::upstream::NodeSocket;
+use super::watchdog::{Alarm, Direction, Watchdog};
+
+/// Messages the pump moves in one poll before it yields to the other sessions of its
+/// thread.
+pub const MESSAGES_PER_POLL: usize = 64;
+
+/// What the gateway's keepalive ping carries.
+const PING_PAYLOAD: &[u8] = b"vertogw";
 
 /// Relays until either side ends or the gateway shuts down; returns why.
 pub async fn run(
@@ -33,7 +53,15 @@ pub async fn run(
     policy: &SessionPolicy,
     summary: &mut Summary,
 ) -> EndReason {
+    let settings = ctx.gateway.settings();
+    let watch = Watchdog::new(
+        settings.browser_ping,
+        settings.stall_timeout,
+        Instant::now(),
+    );
     let mut pump = Pump {
+        timer: Box::pin(tokio::time::sleep_until(watch.next_deadline())),
+        watch,
         browser,
         node,
         policy,
@@ -59,6 +87,9 @@ struct Pump<'a> {
     browser: &'a mut BrowserSocket,
     node: &'a mut NodeSocket,
     policy: &'a SessionPolicy,
+    watch: Watchdog,
+    /// Fires at the watchdog's next deadline (re-armed lazily: it may fire early).
+    timer: Pin<Box<Sleep>>,
     /// A browser message waiting for the node's socket.
     to_node: Option<Message>,
     /// A node message waiting for the browser's socket.
@@ -113,6 +144,7 @@ impl Pump<'_> {
             Some(Err(e)) => return Poll::Ready(Some(browser_read_end(Some(e)))),
             Some(Ok(msg)) => msg,
         };
+        self.watch.heard(Instant::now());
         match msg {
             Message::Close(frame) => return Poll::Ready(Some(EndReason::BrowserClosed(frame))),
             Message::Text(text) => match self.policy.check(&text) {
@@ -126,7 +158,8 @@ impl Pump<'_> {
                 self.bytes_up += bytes.len() as u64;
                 self.to_node = Some(Message::Binary(bytes));
             }
-            // Browser pings are answered by tungstenite and never reach the node.
+            // Browser pings are answered by tungstenite and never reach the node; pongs
+            // (to the gateway's pings) only prove the browser alive.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
         Poll::Ready(None)
@@ -152,6 +185,7 @@ impl Future for Pump<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<EndReason> {
         let this = &mut *self;
+        let mut moved = 0;
         loop {
             let mut progress = false;
             if deliver(
@@ -165,7 +199,7 @@ impl Future for Pump<'_> {
             {
                 return Poll::Ready(EndReason::NodeGone);
             }
-            // The gateway's own answers go first, then the node's messages.
+            // The gateway's own answers (and pings) go first, then the node's messages.
             let slot = if this.local.is_some() {
                 &mut this.local
             } else {
@@ -182,11 +216,16 @@ impl Future for Pump<'_> {
             {
                 return Poll::Ready(EndReason::BrowserGone);
             }
+            if moved >= MESSAGES_PER_POLL {
+                // Explicit fairness: come back after the thread's other sessions.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if this.to_node.is_none() && this.local.is_none() {
                 if let Poll::Ready(end) = this.read_browser(cx) {
                     match end {
                         Some(reason) => return Poll::Ready(reason),
-                        None => progress = true,
+                        None => (progress, moved) = (true, moved + 1),
                     }
                 }
             }
@@ -194,12 +233,59 @@ impl Future for Pump<'_> {
                 if let Poll::Ready(end) = this.read_node(cx) {
                     match end {
                         Some(reason) => return Poll::Ready(reason),
-                        None => progress = true,
+                        None => (progress, moved) = (true, moved + 1),
                     }
                 }
             }
-            if !progress {
-                return Poll::Pending;
+            if progress {
+                continue;
+            }
+            match this.poll_clock(cx) {
+                Poll::Ready(Some(reason)) => return Poll::Ready(reason),
+                // A ping was queued: deliver it.
+                Poll::Ready(None) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Pump<'_> {
+    /// Notes which directions wait on a peer, then sees to the timer: `Ready(Some)` ends
+    /// the session, `Ready(None)` queued a ping, `Pending` armed the timer.
+    fn poll_clock(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
+        let now = Instant::now();
+        let up_blocked = self.to_node.is_some() || self.flush_node;
+        let down_blocked = self.local.is_some() || self.to_browser.is_some() || self.flush_browser;
+        self.watch.blocked(Direction::Up, up_blocked, now);
+        self.watch.blocked(Direction::Down, down_blocked, now);
+        loop {
+            let deadline = self.watch.next_deadline();
+            if deadline < self.timer.deadline() {
+                self.timer.as_mut().reset(deadline);
+            }
+            ready!(self.timer.as_mut().poll(cx));
+            let now = Instant::now();
+            match self.watch.check(now) {
+                Some(Alarm::Stalled(direction)) => {
+                    return Poll::Ready(Some(EndReason::Stalled(direction)))
+                }
+                Some(Alarm::PongMissing) => return Poll::Ready(Some(EndReason::PingTimeout)),
+                Some(Alarm::Ping) if self.local.is_none() => {
+                    self.local = Some(Message::Ping(PING_PAYLOAD.into()));
+                    self.watch.pinged(now);
+                    self.timer.as_mut().reset(self.watch.next_deadline());
+                    return Poll::Ready(None);
+                }
+                // Not due (the browser spoke since), or the ping must wait for the
+                // gateway's own answer to go out first: re-arm and poll again.
+                _ => {
+                    let next = self
+                        .watch
+                        .next_deadline()
+                        .max(now + Duration::from_millis(10));
+                    self.timer.as_mut().reset(next);
+                }
             }
         }
     }

@@ -202,7 +202,7 @@ impl Auth<'_> {
         let verdict = match &route {
             Ok(route) => Routed::Partition(&route.partition.name),
             Err(err) => {
-                debug!(login = ?req.login, reason = %err, "login not routed");
+                debug!(login = ?req.login, reason = ?err, "login not routed");
                 Routed::Refused("no_partition")
             }
         };
@@ -280,9 +280,10 @@ impl Auth<'_> {
         nodes: &[(String, NodeUrl)],
     ) -> Option<(String, NodeSocket)> {
         let gw = &self.ctx.gateway;
-        let timeout = gw.settings().connect_timeout;
+        let settings = gw.settings();
+        let (timeout, stall) = (settings.connect_timeout, settings.stall_timeout);
         for (name, url) in nodes {
-            match upstream::connect(url, gw.upstream_tls(), timeout).await {
+            match upstream::connect(url, gw.upstream_tls(), timeout, stall).await {
                 Ok(socket) => return Some((name.clone(), socket)),
                 Err(err) => warn!(
                     partition,

@@ -26,6 +26,8 @@ pub enum Refusal {
     BadVersion,
     /// No `Sec-WebSocket-Key`.
     MissingKey,
+    /// An `Origin` that `allowed_origins` does not list.
+    Origin,
 }
 
 impl Refusal {
@@ -54,6 +56,10 @@ impl Refusal {
             Refusal::MissingKey => plain(
                 StatusCode::BAD_REQUEST,
                 "vertogw: Sec-WebSocket-Key missing\n",
+            ),
+            Refusal::Origin => plain(
+                StatusCode::FORBIDDEN,
+                "vertogw: this web origin may not connect\n",
             ),
         }
     }
@@ -105,6 +111,23 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Checks the request's `Origin` against `allowed` (`None`: any origin).
+pub fn check_origin<B>(
+    req: &Request<B>,
+    allowed: Option<&[crate::config::OriginPattern]>,
+) -> Result<(), Refusal> {
+    // A header that is not text cannot match any listed origin.
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if crate::config::origin_allowed(allowed, origin) {
+        Ok(())
+    } else {
+        Err(Refusal::Origin)
+    }
 }
 
 /// The `101 Switching Protocols` answer.

@@ -62,17 +62,22 @@ pub async fn connect(
     url: &NodeUrl,
     tls: &Arc<ClientConfig>,
     timeout: Duration,
+    stall: Duration,
 ) -> Result<NodeSocket, ConnectError> {
-    tokio::time::timeout(timeout, connect_inner(url, tls))
+    tokio::time::timeout(timeout, connect_inner(url, tls, stall))
         .await
         .unwrap_or(Err(ConnectError::Timeout(timeout)))
 }
 
-async fn connect_inner(url: &NodeUrl, tls: &Arc<ClientConfig>) -> Result<NodeSocket, ConnectError> {
+async fn connect_inner(
+    url: &NodeUrl,
+    tls: &Arc<ClientConfig>,
+    stall: Duration,
+) -> Result<NodeSocket, ConnectError> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(ConnectError::Tcp)?;
-    super::tcp::tune(&tcp);
+    super::tcp::tune(&tcp, stall);
     let io = if url.secure {
         let name = ServerName::try_from(url.host.clone())
             .map_err(|_| ConnectError::ServerName(url.host.clone()))?;

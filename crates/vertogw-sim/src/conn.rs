@@ -228,7 +228,12 @@ async fn read_frames(
         };
         let shared = Arc::clone(&session.shared);
         match event {
-            Event::Close => return Err(End::PeerClose),
+            Event::Close(code) => {
+                if let Some(code) = code {
+                    shared.bump(|s| s.record_close_code(code));
+                }
+                return Err(End::PeerClose);
+            }
             Event::Message(payload) => {
                 shared.bump(|s| s.messages_received += 1);
                 shared.record_received(&payload);

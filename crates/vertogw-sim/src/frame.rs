@@ -55,8 +55,8 @@ pub(crate) enum Event {
     /// A ping or pong that arrived between fragments: its payload was appended to the
     /// message being reassembled, as libks does.
     ControlInsideMessage { ping: bool },
-    /// The peer sent a close frame (any code).
-    Close,
+    /// The peer sent a close frame (any code), with its status code if it has one.
+    Close(Option<u16>),
 }
 
 /// Decodes one frame from the front of `buf`; `Ok(None)` means "need more bytes".
@@ -129,7 +129,7 @@ impl Assembler {
     /// Feeds one frame; returns what it completes, if anything.
     pub(crate) fn push(&mut self, frame: Frame) -> Option<Event> {
         match frame.opcode {
-            OP_CLOSE => Some(Event::Close),
+            OP_CLOSE => Some(Event::Close(close_code(&frame.payload))),
             OP_PING | OP_PONG => {
                 let ping = frame.opcode == OP_PING;
                 match self.partial.as_mut() {
@@ -172,6 +172,14 @@ pub(crate) fn text_header(len: usize) -> Vec<u8> {
         }
     }
     header
+}
+
+/// The status code of a close frame's payload, if it has one.
+fn close_code(payload: &[u8]) -> Option<u16> {
+    match payload {
+        [hi, lo, ..] => Some(u16::from_be_bytes([*hi, *lo])),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

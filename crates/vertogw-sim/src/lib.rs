@@ -41,7 +41,7 @@ pub use handshake::{HANDSHAKE_TIMEOUT, MAX_HEAD_BYTES};
 pub use node::{SimNode, SHUTDOWN_GRACE};
 pub use shared::{MAX_MISSED, OUTBOUND_QUEUE};
 pub use speed::{ECHO_REPEATS, MAX_SPEED_TEST_BYTES};
-pub use stats::{SimStats, RECEIVED_LOG_BYTES, RECEIVED_LOG_MESSAGES};
+pub use stats::{SimStats, CLOSE_CODES_KEPT, RECEIVED_LOG_BYTES, RECEIVED_LOG_MESSAGES};
 pub use users::{SimUsers, UsersError, UsersFile, DEFAULT_ALLOWED_METHODS};
 
 /// Default delay between the first successful login and `verto.clientReady`.

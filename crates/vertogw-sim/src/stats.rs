@@ -35,9 +35,24 @@ pub struct SimStats {
     pub oversize_closes: u64,
     /// WebSocket sockets currently open.
     pub open_sockets: u64,
+    /// Status codes of the close frames peers sent, oldest first (the last
+    /// [`CLOSE_CODES_KEPT`]).
+    pub close_codes: Vec<u16>,
     /// `id@domain` of every authenticated open socket, sorted (a user appears once per
     /// socket).
     pub logged_in_users: Vec<String>,
+}
+
+/// How many close codes [`SimStats::close_codes`] keeps.
+pub const CLOSE_CODES_KEPT: usize = 64;
+
+impl SimStats {
+    pub(crate) fn record_close_code(&mut self, code: u16) {
+        if self.close_codes.len() >= CLOSE_CODES_KEPT {
+            self.close_codes.remove(0);
+        }
+        self.close_codes.push(code);
+    }
 }
 
 /// The last received messages, bounded by count and total size.
