@@ -142,3 +142,41 @@ async fn a_wss_node_is_reached_over_tls() {
     assert!(gw.config.nodes[0].verto_url.secure);
     assert_eq!(landing_node(&gw, "1000@acme.test").await, "fs1");
 }
+
+#[tokio::test]
+async fn the_browsers_address_reaches_the_node_in_every_forwarded_login() {
+    let gw = Setup::new(&one_node_map())
+        .node(sim("fs1"))
+        .tweak(|c| c.gateway.client_ip_param = Some("vertogw_client_ip".into()))
+        .start()
+        .await;
+    let mut ws = connect_from(gw.addr, [127, 0, 0, 2].into()).await;
+    let sid = sessid();
+    // The browser tries to choose the address FreeSWITCH sees.
+    let spoofed = format!(
+        r#"{{"jsonrpc":"2.0","method":"login","params":{{"login":"1000@acme.test","passwd":"{PASSWORD}","sessid":"{sid}","loginParams":{{"Vertogw_Client_IP":"203.0.113.66"}}}},"id":1}}"#
+    );
+    send_text(&mut ws, &spoofed).await;
+    assert_eq!(recv_json(&mut ws).await["result"]["message"], "logged in");
+    let stamped = format!(
+        r#"{{"jsonrpc":"2.0","method":"login","params":{{"login":"1000@acme.test","passwd":"{PASSWORD}","sessid":"{sid}","loginParams":{{"vertogw_client_ip":"127.0.0.2"}},"userVariables":{{"vertogw_client_ip":"127.0.0.2"}}}},"id":1}}"#
+    );
+    assert!(
+        gw.node("fs1").received().contains(&stamped),
+        "the node should get exactly {stamped}\nit got {:?}",
+        gw.node("fs1").received()
+    );
+    // A re-login on the established session is stamped too.
+    let again = format!(
+        r#"{{"jsonrpc":"2.0","method":"login","params":{{"login":"1000@acme.test","passwd":"{PASSWORD}","sessid":"{sid}"}},"id":2}}"#
+    );
+    send_text(&mut ws, &again).await;
+    let reply = recv_json(&mut ws).await;
+    assert_eq!(reply["id"], 2, "{reply}");
+    let received = gw.node("fs1").received();
+    let last_login = received.iter().rev().find(|m| m.contains(r#""id":2"#));
+    assert!(
+        last_login.is_some_and(|m| m.ends_with(r#""loginParams":{"vertogw_client_ip":"127.0.0.2"},"userVariables":{"vertogw_client_ip":"127.0.0.2"}},"id":2}"#)),
+        "{received:?}"
+    );
+}

@@ -46,6 +46,9 @@ pub enum ConfigErrorKind {
     /// A count such as `max_connections` is zero.
     #[error("{0} = 0: use a positive number, or omit the key for the default")]
     ZeroCount(&'static str),
+    /// A `client_ip_param` that cannot be a FreeSWITCH variable name.
+    #[error("client_ip_param = {0:?}: use 1 to 64 letters, digits, '_' or '-' (e.g. \"vertogw_client_ip\")")]
+    BadParamName(String),
     /// An `allowed_origins` entry that is not an origin.
     #[error("allowed_origins: {value:?}: {reason}")]
     BadOrigin {

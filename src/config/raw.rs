@@ -23,6 +23,7 @@ pub(super) struct RawGateway {
     pub max_connections: Option<Spanned<u64>>,
     pub max_tls_handshakes: Option<Spanned<u64>>,
     pub allowed_origins: Option<SpannedList>,
+    pub client_ip_param: Option<Spanned<String>>,
 }
 
 /// One `[[node]]` as written.

@@ -540,3 +540,17 @@ fn allowed_origins_are_read_and_bad_ones_named() {
         "{e}"
     );
 }
+
+#[test]
+fn client_ip_param_must_be_a_variable_name() {
+    let gw = |extra: &str| map(extra, PARTITION);
+    let l = loaded(&gw("client_ip_param = \"vertogw_client_ip\"\n"));
+    assert_eq!(
+        l.config.gateway.client_ip_param.as_deref(),
+        Some("vertogw_client_ip")
+    );
+    for bad in ["", "has space", "dot.ted", "quo\\\"te"] {
+        let e = error(&gw(&format!("client_ip_param = \"{bad}\"\n")));
+        assert!(e.contains("client_ip_param"), "{bad}: {e}");
+    }
+}

@@ -63,6 +63,9 @@ pub struct Gateway {
     pub max_tls_handshakes: Option<usize>,
     /// Web origins allowed to open a socket; `None` = any.
     pub allowed_origins: Option<Vec<super::OriginPattern>>,
+    /// The name under which forwarded logins carry the browser's address
+    /// (`loginParams.<name>`, `userVariables.<name>`); `None` = not added.
+    pub client_ip_param: Option<String>,
 }
 
 /// A `[[node]]`: one FreeSWITCH mod_verto profile.

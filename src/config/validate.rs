@@ -65,6 +65,7 @@ pub(super) fn gateway(
     let max_tls_handshakes =
         positive_count(raw.max_tls_handshakes.as_ref(), "max_tls_handshakes", r);
     let allowed_origins = origins(raw.allowed_origins, r);
+    let client_ip_param = param_name(raw.client_ip_param.as_ref(), r);
     let lines = GatewayLines {
         tls_cert: r.line(&raw.tls_cert.span()),
         upstream_ca: raw.upstream_ca.as_ref().map(|p| r.line(&p.span())),
@@ -84,8 +85,26 @@ pub(super) fn gateway(
         max_connections,
         max_tls_handshakes,
         allowed_origins,
+        client_ip_param,
     };
     (r.errors.len() == before).then_some((gateway, lines))
+}
+
+/// `client_ip_param`: a name FreeSWITCH can use as a variable.
+fn param_name(value: Option<&Spanned<String>>, r: &mut Report<'_>) -> Option<String> {
+    let value = value?;
+    let name = value.get_ref();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if !ok {
+        let kind = ConfigErrorKind::BadParamName(name.clone());
+        r.error(Some(&value.span()), Some(GATEWAY), kind);
+        return None;
+    }
+    Some(name.clone())
 }
 
 /// `allowed_origins`; absent means any origin, which `check` warns about.

@@ -16,6 +16,9 @@ use crate::verto::{self, Forwarded};
 pub enum Verdict {
     /// Send it to the node.
     Forward,
+    /// Send this instead: the login with the browser's address added
+    /// (`client_ip_param`).
+    ForwardLogin(String),
     /// Keep it from the node and answer the browser with this instead.
     Answer(String),
 }
@@ -24,12 +27,21 @@ pub enum Verdict {
 pub struct SessionPolicy {
     gateway: Arc<Gateway>,
     partition: String,
+    client_ip: std::net::IpAddr,
 }
 
 impl SessionPolicy {
-    /// The policy of a session established on `partition`.
-    pub fn new(gateway: Arc<Gateway>, partition: String) -> SessionPolicy {
-        SessionPolicy { gateway, partition }
+    /// The policy of a session of the browser at `client_ip`, established on `partition`.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        partition: String,
+        client_ip: std::net::IpAddr,
+    ) -> SessionPolicy {
+        SessionPolicy {
+            gateway,
+            partition,
+            client_ip,
+        }
     }
 
     /// Decides about one text message from the browser.
@@ -66,6 +78,21 @@ impl SessionPolicy {
                 ));
             }
         }
-        Verdict::Forward
+        match &router.config().gateway.client_ip_param {
+            None => Verdict::Forward,
+            Some(name) => match stamp_login(text, name, self.client_ip) {
+                Some(stamped) => Verdict::ForwardLogin(stamped),
+                // A batch carrying a login, or a login without a params object: the
+                // address cannot be stamped on it, and it must not pass without.
+                None => Verdict::Answer(verto::invalid_request()),
+            },
+        }
     }
+}
+
+/// The login `text` with the browser's address under `name` (`client_ip_param`), or
+/// `None` when it is not a single login object that can carry it.
+pub fn stamp_login(text: &str, name: &str, client_ip: std::net::IpAddr) -> Option<String> {
+    let ip = crate::config::canonical_ip(client_ip).to_string();
+    verto::client_ip::add_client_ip(text, name, &ip).ok()
 }

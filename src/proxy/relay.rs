@@ -153,6 +153,10 @@ impl Pump<'_> {
                     self.bytes_up += text.len() as u64;
                     self.to_node = Some(Message::Text(text));
                 }
+                Verdict::ForwardLogin(stamped) => {
+                    self.bytes_up += stamped.len() as u64;
+                    self.to_node = Some(Message::text(stamped));
+                }
             },
             Message::Binary(bytes) => {
                 self.bytes_up += bytes.len() as u64;

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use super::close::{close_leg, EndReason};
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::failures::COOLDOWN_MESSAGE;
-use super::policy::SessionPolicy;
+use super::policy::{stamp_login, SessionPolicy};
 use super::relay;
 use super::upstream::{self, NodeSocket};
 use crate::config::NodeUrl;
@@ -55,7 +55,11 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
                 node = summary.node.as_deref(),
                 "session started"
             );
-            let policy = SessionPolicy::new(std::sync::Arc::clone(&ctx.gateway), partition);
+            let policy = SessionPolicy::new(
+                std::sync::Arc::clone(&ctx.gateway),
+                partition,
+                ctx.peer.ip(),
+            );
             let reason = relay::run(&mut browser, &mut node, &ctx, &policy, &mut summary).await;
             Box::pin(finish(browser, Some(node), &reason)).await;
             reason
@@ -212,6 +216,17 @@ impl Auth<'_> {
         };
         self.summary.login = Some(req.login.clone());
         self.summary.partition = Some(route.partition.name.clone());
+        let text = match (&router.config().gateway.client_ip_param, text) {
+            (Some(name), Some(text)) => match stamp_login(&text, name, self.ctx.peer.ip()) {
+                Some(stamped) => Some(Utf8Bytes::from(stamped)),
+                None => {
+                    let reply =
+                        verto::error_reply(&req.id, verto::AUTH_FAILED, verto::LOGIN_INCORRECT);
+                    return send_text(browser, reply).await;
+                }
+            },
+            (_, text) => text,
+        };
         match step {
             Step::Forward => {
                 if let Some(up) = self.upstream.as_mut() {

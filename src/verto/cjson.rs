@@ -112,6 +112,35 @@ pub fn read(text: &str) -> Result<Document<'_>, Unreadable> {
     }
 }
 
+/// Where one member of an object sits in the text (byte offsets).
+#[derive(Debug, Clone)]
+pub(super) struct MemberSpan<'a> {
+    /// The decoded key.
+    pub key: Cow<'a, str>,
+    /// Where the member starts (its key's opening quote).
+    pub start: usize,
+    /// Its value.
+    pub value: std::ops::Range<usize>,
+}
+
+/// An object's members in order, and where its braces are.
+#[derive(Debug, Clone)]
+pub(super) struct ObjectSpan<'a> {
+    /// The `{`.
+    pub open: usize,
+    /// The `}`.
+    pub close: usize,
+    /// The members, duplicates included.
+    pub members: Vec<MemberSpan<'a>>,
+}
+
+/// The object that starts at byte `at` of `text` (whitespace before it skipped), read
+/// like [`read`] reads it, with where each member is.
+pub(super) fn object_at(text: &str, at: usize) -> Result<ObjectSpan<'_>, Unreadable> {
+    let mut r = Reader { text, pos: at };
+    r.object_span(1)
+}
+
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
@@ -176,6 +205,46 @@ impl<'a> Reader<'a> {
             member(self, key)?;
             if !self.next_or_close(b'}')? {
                 return Ok(());
+            }
+        }
+    }
+
+    fn object_span(&mut self, depth: usize) -> Result<ObjectSpan<'a>, Unreadable> {
+        if depth > MAX_DEPTH {
+            return Err(Unreadable);
+        }
+        self.skip_ws();
+        let open = self.pos;
+        self.expect(b'{')?;
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(ObjectSpan {
+                open,
+                close: self.pos - 1,
+                members,
+            });
+        }
+        loop {
+            self.skip_ws();
+            let start = self.pos;
+            let key = self.string()?;
+            self.expect(b':')?;
+            self.skip_ws();
+            let value_start = self.pos;
+            self.skip_value(depth + 1)?;
+            members.push(MemberSpan {
+                key,
+                start,
+                value: value_start..self.pos,
+            });
+            if !self.next_or_close(b'}')? {
+                return Ok(ObjectSpan {
+                    open,
+                    close: self.pos - 1,
+                    members,
+                });
             }
         }
     }

@@ -11,6 +11,7 @@
 //! here the classifications and the replies mod_verto would send.
 
 pub mod cjson;
+pub mod client_ip;
 pub mod prelogin;
 
 use serde::Deserialize;
