@@ -8,17 +8,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// `acme.test` on `fsa`, `beta.test` on `fsb`.
-async fn two_partitions() -> TestGateway {
-    let map = format!(
-        "{}{}{}",
-        node_tables(&["fsa", "fsb"]),
-        partition("acme", &["fsa"], r#"["acme.test"]"#, None),
-        partition("beta", &["fsb"], r#"["beta.test"]"#, None),
-    );
-    start(&map, &["fsa", "fsb"]).await
-}
-
 /// An honest session on `acme`, to be checked with [`still_works`].
 async fn honest(gw: &TestGateway) -> Client {
     let mut ws = gw.client().await;

@@ -9,17 +9,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Two partitions on two nodes: `acme.test` on `fsa`, `beta.test` on `fsb`.
-async fn two_partitions() -> TestGateway {
-    let map = format!(
-        "{}{}{}",
-        node_tables(&["fsa", "fsb"]),
-        partition("acme", &["fsa"], r#"["acme.test"]"#, None),
-        partition("beta", &["fsb"], r#"["beta.test"]"#, None),
-    );
-    start(&map, &["fsa", "fsb"]).await
-}
-
 #[tokio::test]
 async fn client_ready_from_the_node_reaches_the_browser_after_login() {
     let gw = start(&one_node_map(), &["fs1"]).await;

@@ -248,6 +248,17 @@ pub async fn start(map: &str, names: &[&str]) -> TestGateway {
         .await
 }
 
+/// Two partitions on two simulated nodes: `acme.test` on `fsa`, `beta.test` on `fsb`.
+pub async fn two_partitions() -> TestGateway {
+    let map = format!(
+        "{}{}{}",
+        node_tables(&["fsa", "fsb"]),
+        partition("acme", &["fsa"], r#"["acme.test"]"#, None),
+        partition("beta", &["fsb"], r#"["beta.test"]"#, None),
+    );
+    start(&map, &["fsa", "fsb"]).await
+}
+
 /// `[[node]]` tables for `names`, each with a `{name}` URL placeholder.
 pub fn node_tables(names: &[&str]) -> String {
     names
