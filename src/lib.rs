@@ -12,6 +12,8 @@
 //!   sends itself.
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
+//! - [`tls`]: the browser-facing certificates (default and per SNI name): loaded,
+//!   checked (key, expiry, names), assembled into the rustls server config.
 //! - [`nat`]: the load balancer's RTP forwarding (DNAT/SNAT per node's port range):
 //!   plan, render as an `iptables-restore` batch, diff against the live table, apply.
 //! - [`fsconfig`]: the FreeSWITCH settings (`ext-rtp-ip`, `rtp-ip`, RTP range,
@@ -25,7 +27,8 @@
 //! `sim-node`) and `vertogw-bench` (the load generator, its own binary).
 //!
 //! # Data flow
-//! `TcpListener` → admission (per-address, then global caps) → TLS ([`vertogw_net::tls`]) →
+//! `TcpListener` → admission (per-address, then global caps; from a load balancer: the
+//! global cap, its PROXY header, then the named address's caps) → TLS ([`vertogw_net::tls`]) →
 //! HTTP upgrade ([`proxy`]) → pre-login session
 //! ([`verto`] classifies each frame) → credentialed login → [`routing`] → upstream
 //! connect (first reachable node of the partition) → login forwarded unchanged →
@@ -40,6 +43,7 @@ pub mod fsconfig;
 pub mod nat;
 pub mod proxy;
 pub mod routing;
+pub mod tls;
 pub mod verto;
 
 #[cfg(test)]

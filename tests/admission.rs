@@ -218,3 +218,30 @@ async fn a_client_hello_followed_by_silence_gives_its_handshake_turn_back_at_the
     .await;
     drop(honest);
 }
+
+#[tokio::test]
+async fn silent_client_hellos_from_one_address_cannot_hold_every_handshake_turn() {
+    let gw = Setup::new(&one_node_map())
+        .node(sim("fs1"))
+        .tweak(|c: &mut Config| {
+            c.limits.trusted_networks = vec![];
+            c.limits.tls_handshake_timeout = Duration::from_secs(10);
+            c.gateway.max_tls_handshakes = Some(16);
+        })
+        .start()
+        .await;
+    // As many silent ClientHellos as there are turns, all from one address: they would
+    // hold every turn for 10 s, but the address gets only its share.
+    let mut silent = Vec::new();
+    for _ in 0..16 {
+        let mut tcp = tcp_from(gw.addr, HERE).await;
+        within("sending a ClientHello", tcp.write_all(&client_hello()))
+            .await
+            .expect("ClientHello");
+        silent.push(tcp);
+    }
+    // Another address's handshake completes within the harness bound (5 s), well before
+    // the silent handshakes' 10 s timeout would free a turn.
+    let honest = admitted(gw.addr, THERE).await;
+    drop((honest, silent));
+}

@@ -207,6 +207,11 @@ fn workspace() -> tempfile::TempDir {
         std::fs::write(certs.join(cert), pair.cert_pem).expect("write cert");
         std::fs::write(certs.join(key), pair.key_pem).expect("write key");
     }
+    // config/vertogw.toml's [[gateway.certificate]], for the names it lists.
+    let acme = vertogw_net::tls::self_signed(&["acme.example.com", "*.acme.example.com"])
+        .expect("certificate");
+    std::fs::write(certs.join("acme.crt"), acme.cert_pem).expect("write cert");
+    std::fs::write(certs.join("acme.key"), acme.key_pem).expect("write key");
     dir
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::exit;
 use crate::config::{Config, ExtensionRule};
+use crate::tls::Certificates;
 
 /// Validates the map at `path`: every error to `stderr` and exit 1; otherwise warnings
 /// to `stderr`, a summary table to `stdout` and exit 0.
@@ -21,7 +22,7 @@ pub fn run(path: &Path, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
             for warning in &loaded.warnings {
                 let _ = writeln!(stderr, "warning: {warning}");
             }
-            match summary(&loaded.config, stdout) {
+            match summary(&loaded.config, loaded.certificates.as_ref(), stdout) {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     let _ = writeln!(stderr, "writing the summary: {e}");
@@ -32,12 +33,20 @@ pub fn run(path: &Path, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     }
 }
 
-fn summary(config: &Config, out: &mut dyn Write) -> io::Result<()> {
+fn summary(
+    config: &Config,
+    certificates: Option<&Certificates>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let (nodes, partitions) = (config.nodes.len(), config.partitions.len());
     let source = config.source.display();
     writeln!(out, "{source}: OK ({nodes} nodes, {partitions} partitions)")?;
     write_table(out, settings_rows(config))?;
     writeln!(out)?;
+    if let Some(certificates) = certificates {
+        write_table(out, certificate_rows(certificates))?;
+        writeln!(out)?;
+    }
     write_table(out, node_rows(config))?;
     writeln!(out)?;
     write_table(out, partition_rows(config))
@@ -67,6 +76,18 @@ fn settings_rows(config: &Config) -> impl Iterator<Item = Vec<String>> {
         row(["max message", &format!("{} bytes", gw.max_message_bytes)]),
     ];
     rows.into_iter()
+}
+
+fn certificate_rows(certificates: &Certificates) -> impl Iterator<Item = Vec<String>> + '_ {
+    let rows = certificates.all().map(|(_, cert)| {
+        let names = match cert.names.is_empty() {
+            true => "(default: no or another name)".to_owned(),
+            false => cert.names.join(", "),
+        };
+        let file = cert.cert_file.display().to_string();
+        vec![names, cert.info.not_after_date.clone(), file]
+    });
+    std::iter::once(row(["CERTIFICATE FOR", "EXPIRES", "FILE"])).chain(rows)
 }
 
 fn node_rows(config: &Config) -> impl Iterator<Item = Vec<String>> + '_ {
@@ -209,6 +230,41 @@ domains = ["*"]
             out.contains(
                 "rest       fs2                   *                              (every user)\n"
             ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_summary_lists_every_certificate_with_its_names_and_expiry() {
+        let entry = "[[gateway.certificate]]\nnames = [\"a.example.test\", \"*.other.test\"]\ncert = \"a.crt\"\nkey = \"a.key\"\n";
+        let dir = map_dir("certs", entry, BODY);
+        // 2030-03-17: far enough for no expiry warning.
+        let until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000);
+        let ss = vertogw_net::tls::self_signed_until(&["a.example.test", "*.other.test"], until)
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("a.crt"), &ss.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("a.key"), &ss.key_pem).unwrap_or_else(|e| panic!("{e}"));
+        let gw_crt = dir.join("gw.crt").display().to_string();
+        let a_crt = dir.join("a.crt").display().to_string();
+        let (code, out, err) = check(&dir);
+        assert_eq!((code, err.as_str()), (0, ""), "{out}");
+        let header = out.lines().find(|l| l.starts_with("CERTIFICATE FOR"));
+        assert_eq!(
+            header,
+            Some("CERTIFICATE FOR                EXPIRES     FILE"),
+            "{out}"
+        );
+        let default = out.lines().find(|l| l.starts_with("(default"));
+        assert!(
+            default.is_some_and(
+                |l| l.starts_with("(default: no or another name)  ") && l.ends_with(&gw_crt)
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "a.example.test, *.other.test   2030-03-17  {a_crt}\n"
+            )),
             "{out}"
         );
     }

@@ -20,7 +20,20 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
     super::iptables::apply_on_start(&loaded.config).context("manage_iptables")?;
     let config = Arc::new(loaded.config);
     let gw = &config.gateway;
-    let server_tls = tls::load_server_config(&gw.tls_cert, &gw.tls_key)?;
+    // `Config::load` loaded and checked every certificate; serve exactly those.
+    let certificates = loaded
+        .certificates
+        .context("the certificates were not loaded")?;
+    let server_tls = certificates.server_config()?;
+    for (_, cert) in certificates.all() {
+        let names = match cert.names.is_empty() {
+            true => "(default)".to_owned(),
+            false => cert.names.join(","),
+        };
+        let file = cert.cert_file.display();
+        let expires = &cert.info.not_after_date;
+        info!(names, cert = %file, expires, "serving certificate");
+    }
     let upstream_tls = tls::client_config(gw.upstream_ca.as_deref())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let listeners = proxy::bind(gw.listen, threads)

@@ -60,6 +60,30 @@ pub enum ConfigErrorKind {
     /// A `trusted_networks` entry that is neither a CIDR nor an address.
     #[error("trusted_networks: {0:?} is not a network: write a CIDR such as \"192.0.2.0/24\" or \"2001:db8::/32\", or one address")]
     BadNetwork(String),
+    /// `proxy_protocol` is not `off`, `v1` or `v2`.
+    #[error(
+        "proxy_protocol = {0:?}: use \"off\", \"v1\" or \"v2\", the version the load \
+         balancer sends (HAProxy's send-proxy is v1, send-proxy-v2 is v2)"
+    )]
+    BadProxyProtocol(String),
+    /// `proxy_protocol` is on without a non-empty `proxy_protocol_from`.
+    #[error(
+        "proxy_protocol = {0:?} needs proxy_protocol_from: list the load balancers' \
+         addresses or networks (e.g. [\"10.0.0.5\", \"10.0.1.0/24\"]); only they may send a \
+         PROXY header, and every connection from elsewhere is refused"
+    )]
+    ProxyProtocolWithoutFrom(String),
+    /// `proxy_protocol_from` is set while `proxy_protocol` is off.
+    #[error(
+        "proxy_protocol_from is set but proxy_protocol is \"off\" (the default): set \
+         proxy_protocol = \"v1\" or \"v2\" as the load balancer sends it, or remove \
+         proxy_protocol_from (with the protocol off, every client behind the balancer would \
+         count as the balancer's one address)"
+    )]
+    ProxyFromWithoutProtocol,
+    /// A `proxy_protocol_from` entry that is neither a CIDR nor an address.
+    #[error("proxy_protocol_from: {0:?} is not a network: write a CIDR such as \"10.0.1.0/24\", or one address")]
+    BadProxySender(String),
     /// `max_message_bytes` is zero or does not fit this platform.
     #[error("max_message_bytes = {0}: use a size from 1 to 999999 (mod_verto's limit)")]
     BadMessageSize(u64),
@@ -236,6 +260,34 @@ pub enum ConfigErrorKind {
     /// The extra upstream roots cannot be used.
     #[error("upstream_ca: {0}")]
     UpstreamCa(#[source] TlsError),
+    /// A `[[gateway.certificate]]` certificate or key cannot be used.
+    #[error("cert/key: {0}")]
+    SniTls(#[source] TlsError),
+    /// `names = []` in a `[[gateway.certificate]]`.
+    #[error(
+        "names is empty: list the DNS names browsers ask for with this certificate \
+         (e.g. [\"app.example.com\", \"*.example.com\"])"
+    )]
+    NoCertificateNames,
+    /// A `[[gateway.certificate]]` name that is not a DNS name or `*.` + one.
+    #[error("names: {value:?}: {reason}")]
+    BadCertificateName {
+        /// As written.
+        value: String,
+        /// Why it is refused.
+        reason: super::SniNameError,
+    },
+    /// A name listed by two `[[gateway.certificate]]` entries, or twice by one.
+    #[error(
+        "names: {name:?} is listed by the [[gateway.certificate]] on line {line} too: \
+         a name picks exactly one certificate; remove one"
+    )]
+    RepeatedCertificateName {
+        /// The name, lower-cased.
+        name: String,
+        /// Line of the entry that listed it first.
+        line: usize,
+    },
 }
 
 /// Why a `verto_url` is refused.

@@ -213,17 +213,22 @@ pub(super) fn limits(raw: Option<RawLimits>, r: &mut Report<'_>) -> Limits {
     }
 }
 
+/// A CIDR (host bits cleared), or a bare address as a one-host network.
+pub(super) fn network(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .ok()
+        .map(|net| net.trunc())
+}
+
 /// CIDRs, or bare addresses for one host; an empty list trusts nobody.
 fn networks(list: Spanned<Vec<Spanned<String>>>, r: &mut Report<'_>) -> Vec<IpNet> {
     let mut nets = Vec::new();
     for item in list.into_inner() {
-        let text = item.get_ref().trim();
-        let parsed = text
-            .parse::<IpNet>()
-            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
-        match parsed {
-            Ok(net) => nets.push(net.trunc()),
-            Err(_) => r.error(
+        match network(item.get_ref()) {
+            Some(net) => nets.push(net),
+            None => r.error(
                 Some(&item.span()),
                 Some(LIMITS),
                 ConfigErrorKind::BadNetwork(item.get_ref().clone()),

@@ -3,11 +3,13 @@
 //! Validation runs in passes (schema per table, gateway, nodes, partitions, ties, media) and
 //! reports every problem it finds, each located by file, line and table.
 
+mod certs;
 mod error;
 mod limits;
 mod media;
 mod origin;
 mod partition;
+mod proxy_protocol;
 mod raw;
 mod types;
 mod url;
@@ -16,9 +18,11 @@ mod values;
 
 use std::path::Path;
 
+pub use certs::SniNameError;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
 pub use limits::{address_key, canonical_ip, Limits};
 pub use origin::{origin_allowed, OriginError, OriginPattern};
+pub use proxy_protocol::{ProxyProtocol, ProxySender, ProxyVersion};
 pub use types::*;
 pub use validate::{
     DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOGIN_TIMEOUT_MS, RTP_MIN_PORT, VERTO_MAX_MESSAGE_BYTES,
@@ -36,6 +40,9 @@ pub struct Loaded {
     pub config: Config,
     /// Each warning, located like an error (`file:line: table: message`).
     pub warnings: Vec<String>,
+    /// The browser-facing certificates, loaded and checked by [`Config::load`]; `None`
+    /// from [`Config::parse`] and [`Config::load_map`], which read no certificate.
+    pub certificates: Option<crate::tls::Certificates>,
 }
 
 /// A map half-way through validation: what was built and what was found wrong.
@@ -44,6 +51,7 @@ struct Draft {
     lines: Option<GatewayLines>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    certificates: Option<crate::tls::Certificates>,
 }
 
 impl Draft {
@@ -83,6 +91,7 @@ impl Draft {
             lines,
             errors: report.errors,
             warnings: report.warnings,
+            certificates: None,
         }
     }
 
@@ -93,6 +102,7 @@ impl Draft {
             Some(config) if self.errors.is_empty() => Ok(Loaded {
                 config,
                 warnings: self.warnings,
+                certificates: self.certificates,
             }),
             _ => Err(ConfigErrors {
                 errors: self.errors,
@@ -108,29 +118,27 @@ impl Config {
         Draft::new(text, path).finish()
     }
 
-    /// Reads and [`parse`](Self::parse)s the map at `path`, then checks that its
-    /// certificate, key and `upstream_ca` load, adding failures to the same list.
+    /// Reads and [`parse`](Self::parse)s the map at `path`, then loads its certificates
+    /// and keys (each key must belong to its certificate) and `upstream_ca`, adding
+    /// failures to the same list, and warns about certificates that expire within
+    /// [`crate::tls::EXPIRY_WARNING`] or do not cover their names.
     pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
         let text = Config::read(path)?;
         let mut draft = Draft::new(&text, path);
-        if let (Some(config), Some(lines)) = (&draft.config, draft.lines) {
+        if let (Some(config), Some(lines)) = (&draft.config, &draft.lines) {
             let gateway = &config.gateway;
-            let mut fail = |line: usize, kind: ConfigErrorKind| {
-                draft.errors.push(ConfigError {
-                    file: path.to_owned(),
-                    line: Some(line),
-                    subject: Some("[gateway]".to_owned()),
-                    kind,
-                });
-            };
-            if let Err(e) =
-                vertogw_net::tls::load_server_config(&gateway.tls_cert, &gateway.tls_key)
-            {
-                fail(lines.tls_cert, ConfigErrorKind::Tls(e));
-            }
+            let checked = certs::check_files(gateway, lines, path, std::time::SystemTime::now());
+            draft.errors.extend(checked.errors);
+            draft.warnings.extend(checked.warnings);
+            draft.certificates = checked.certificates;
             if let (Some(ca), Some(line)) = (&gateway.upstream_ca, lines.upstream_ca) {
                 if let Err(e) = vertogw_net::tls::client_config(Some(ca)) {
-                    fail(line, ConfigErrorKind::UpstreamCa(e));
+                    draft.errors.push(ConfigError {
+                        file: path.to_owned(),
+                        line: Some(line),
+                        subject: Some("[gateway]".to_owned()),
+                        kind: ConfigErrorKind::UpstreamCa(e),
+                    });
                 }
             }
         }

@@ -24,6 +24,19 @@ pub(super) struct RawGateway {
     pub max_tls_handshakes: Option<Spanned<u64>>,
     pub allowed_origins: Option<SpannedList>,
     pub client_ip_param: Option<Spanned<String>>,
+    pub proxy_protocol: Option<Spanned<String>>,
+    pub proxy_protocol_from: Option<SpannedList>,
+    /// `[[gateway.certificate]]`: certificates picked by SNI.
+    pub certificate: Option<Vec<Spanned<RawCertificate>>>,
+}
+
+/// One `[[gateway.certificate]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCertificate {
+    pub names: SpannedList,
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// One `[[node]]` as written.

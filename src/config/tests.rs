@@ -68,7 +68,9 @@ pub(super) fn partition(name: &str, domains: &str, extensions: Option<&str>) -> 
 
 #[test]
 fn good_map_becomes_domain_types_with_defaults() {
-    let Loaded { config, warnings } = loaded(&map("", PARTITION));
+    let Loaded {
+        config, warnings, ..
+    } = loaded(&map("", PARTITION));
     // The one thing `check` says about an otherwise fine map without allowed_origins.
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(

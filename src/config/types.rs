@@ -66,6 +66,24 @@ pub struct Gateway {
     /// The name under which forwarded logins carry the browser's address
     /// (`loginParams.<name>`, `userVariables.<name>`); `None` = not added.
     pub client_ip_param: Option<String>,
+    /// Whether connections from a load balancer start with a PROXY protocol header
+    /// naming the client (`proxy_protocol`, `proxy_protocol_from`).
+    pub proxy_protocol: super::ProxyProtocol,
+    /// `[[gateway.certificate]]`: certificates picked by the name a browser asks for
+    /// (SNI), in file order; `tls_cert`/`tls_key` answer every other connection.
+    pub certificates: Vec<SniCertificate>,
+}
+
+/// A `[[gateway.certificate]]`: a certificate served to browsers asking for its names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniCertificate {
+    /// DNS names, lower-cased: exact (`app.example.com`) or `*.example.com`, which
+    /// stands for exactly one label. No name appears in two entries.
+    pub names: Vec<String>,
+    /// PEM certificate chain, resolved against the map's directory.
+    pub cert: PathBuf,
+    /// PEM private key, resolved against the map's directory.
+    pub key: PathBuf,
 }
 
 /// A `[[node]]`: one FreeSWITCH mod_verto profile.

@@ -21,10 +21,12 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3_000;
 pub const VERTO_MAX_MESSAGE_BYTES: u64 = 999_999;
 
 /// Lines of the `[gateway]` keys that `Config::load` checks against the file system.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct GatewayLines {
     pub tls_cert: usize,
     pub upstream_ca: Option<usize>,
+    /// The line of each `[[gateway.certificate]]`, in `Gateway::certificates` order.
+    pub certificates: Vec<usize>,
 }
 
 const GATEWAY: &str = "[gateway]";
@@ -66,9 +68,13 @@ pub(super) fn gateway(
         positive_count(raw.max_tls_handshakes.as_ref(), "max_tls_handshakes", r);
     let allowed_origins = origins(raw.allowed_origins, r);
     let client_ip_param = param_name(raw.client_ip_param.as_ref(), r);
+    let proxy_protocol =
+        super::proxy_protocol::validate(raw.proxy_protocol.as_ref(), raw.proxy_protocol_from, r);
+    let (certificates, certificate_lines) = super::certs::entries(raw.certificate, dir, r);
     let lines = GatewayLines {
         tls_cert: r.line(&raw.tls_cert.span()),
         upstream_ca: raw.upstream_ca.as_ref().map(|p| r.line(&p.span())),
+        certificates: certificate_lines,
     };
     let (Some(listen), Some(tls_cert), Some(tls_key)) = (listen, tls_cert, tls_key) else {
         return None;
@@ -86,6 +92,8 @@ pub(super) fn gateway(
         max_tls_handshakes,
         allowed_origins,
         client_ip_param,
+        proxy_protocol,
+        certificates,
     };
     (r.errors.len() == before).then_some((gateway, lines))
 }

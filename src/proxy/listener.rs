@@ -23,8 +23,10 @@ use tracing::{debug, info, warn, Instrument};
 use super::capacity::{self, Admission};
 use super::context::SessionCtx;
 use super::per_ip::{self, PeerPermit};
+use super::proxy_header::{self, ProxiedRefusals, Source};
 use super::session;
-use super::{plain_http, upgrade, ws_config, Gateway, SHUTDOWN_GRACE};
+use super::{plain_http, upgrade, ws_config, Gateway, Settings, SHUTDOWN_GRACE};
+use crate::config::{ProxySender, ProxyVersion};
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not
 /// turn the accept loop into a busy loop.
@@ -58,6 +60,8 @@ pub async fn serve_shard(
     let tracker = TaskTracker::new();
     let mut refused = RefusalLog::default();
     let mut refused_per_ip = per_ip::RefusalLog::default();
+    let mut refused_unlisted = proxy_header::Throttle::default();
+    let proxied_refusals = Arc::new(ProxiedRefusals::default());
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -77,13 +81,29 @@ pub async fn serve_shard(
                 }
             },
         };
-        let peer_permit = match gateway.per_ip().admit(peer.ip()) {
-            Ok(permit) => permit,
-            Err(refusal) => {
-                // Refused before any TLS work, so a flood from one address costs an
-                // accept and a close each.
+        let sender = gateway
+            .router()
+            .config()
+            .gateway
+            .proxy_protocol
+            .sender(peer.ip());
+        let peer_permit = match sender {
+            ProxySender::Client => match gateway.per_ip().admit(peer.ip()) {
+                Ok(permit) => Some(permit),
+                Err(refusal) => {
+                    // Refused before any TLS work, so a flood from one address costs an
+                    // accept and a close each.
+                    drop(tcp);
+                    refused_per_ip.note(refusal, peer);
+                    continue;
+                }
+            },
+            // Its clients are admitted by the addresses their headers name; the
+            // balancer itself is not limited as one address.
+            ProxySender::Balancer(_) => None,
+            ProxySender::Unlisted => {
                 drop(tcp);
-                refused_per_ip.note(refusal, peer);
+                proxy_header::log_unlisted(&mut refused_unlisted, peer);
                 continue;
             }
         };
@@ -94,7 +114,6 @@ pub async fn serve_shard(
             refused.note("at_capacity", admission.in_use());
             continue;
         };
-        let span = tracing::info_span!("conn", %peer);
         let conn = Connection {
             peer,
             gateway: Arc::clone(&gateway),
@@ -105,7 +124,14 @@ pub async fn serve_shard(
                 _peer: peer_permit,
             })),
         };
-        tracker.spawn(conn.run(tcp).instrument(span));
+        let accepted = Instant::now();
+        if let ProxySender::Balancer(version) = sender {
+            let refusals = Arc::clone(&proxied_refusals);
+            tracker.spawn(conn.run_proxied(tcp, accepted, version, refusals));
+        } else {
+            let span = tracing::info_span!("conn", %peer);
+            tracker.spawn(conn.run(tcp, accepted).instrument(span));
+        }
     }
     drop(listener);
     tracker.close();
@@ -151,14 +177,22 @@ impl RefusalLog {
 }
 
 /// What an admitted connection holds until it ends: its place under `max_connections`
-/// and under its address's `per_ip_connections`.
+/// and under its address's `per_ip_connections` (none for a load balancer's own
+/// connections, nor yet for one whose PROXY header is still to be read).
 struct Permits {
     _capacity: OwnedSemaphorePermit,
-    _peer: PeerPermit,
+    _peer: Option<PeerPermit>,
+}
+
+/// From TCP accept to a finished TLS handshake, a PROXY header included: the earlier
+/// of `tls_handshake_timeout_ms` and `login_timeout_ms`.
+fn handshake_deadline(settings: &Settings, accepted: Instant) -> Instant {
+    accepted + settings.tls_handshake_timeout.min(settings.login_timeout)
 }
 
 struct Connection {
-    /// The client's address (the one per-address limits and logs use).
+    /// The client's address (the one per-address limits and logs use): the TCP peer,
+    /// or the source a load balancer's PROXY header names.
     peer: std::net::SocketAddr,
     gateway: Arc<Gateway>,
     /// The admission permits: move into the session on upgrade, else are released
@@ -169,13 +203,77 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, tcp: TcpStream) {
-        let accepted = Instant::now();
+    /// A load balancer's connection: reads its PROXY header within the handshake
+    /// deadline (which counts from accept), admits the address the header names under
+    /// the per-address limits, then goes on as [`Self::run`] with that address as the
+    /// client's. Any failure closes the connection before TLS.
+    async fn run_proxied(
+        mut self,
+        mut tcp: TcpStream,
+        accepted: Instant,
+        version: ProxyVersion,
+        refusals: Arc<ProxiedRefusals>,
+    ) {
+        let balancer = self.peer;
+        let deadline = handshake_deadline(&self.gateway.settings(), accepted);
+        let read = tokio::time::timeout_at(deadline, proxy_header::read(&mut tcp, version));
+        let read = tokio::select! {
+            r = read => r,
+            _ = self.shutdown.cancelled() => return,
+        };
+        let source = match read {
+            Ok(Ok(source)) => source,
+            Ok(Err(err)) => {
+                proxy_header::discard_pending(&tcp);
+                return refusals.header(balancer, &err);
+            }
+            Err(_) => {
+                return debug!(failure = "proxy_header_timeout", %balancer, "no PROXY header in time")
+            }
+        };
+        let Some(client) = self.admit_source(source, &tcp, &refusals) else {
+            return;
+        };
+        self.peer = client;
+        let span = tracing::info_span!("conn", peer = %client, %balancer);
+        self.run(tcp, accepted).instrument(span).await
+    }
+
+    /// The client a PROXY header names, admitted under the per-address limits (the
+    /// permit joins the connection's); `None` when refused. A header for the balancer's
+    /// own connection (a health check) makes the balancer the client, not limited as
+    /// one address.
+    fn admit_source(
+        &mut self,
+        source: Source,
+        tcp: &TcpStream,
+        refusals: &ProxiedRefusals,
+    ) -> Option<std::net::SocketAddr> {
+        let client = match source {
+            Source::Client(client) => client,
+            Source::Local => return Some(self.peer),
+        };
+        match self.gateway.per_ip().admit(client.ip()) {
+            Ok(permit) => {
+                if let Some(held) = self.permit.get_mut().ok().and_then(Option::as_mut) {
+                    held._peer = Some(permit);
+                }
+                Some(client)
+            }
+            Err(refusal) => {
+                proxy_header::discard_pending(tcp);
+                refusals.per_ip(refusal, client);
+                None
+            }
+        }
+    }
+
+    async fn run(self, tcp: TcpStream, accepted: Instant) {
         let settings = self.gateway.settings();
         let deadline = accepted + settings.login_timeout;
         // Also frees the handshake turn of a peer that sent its ClientHello and went
         // silent, so it delays the handshakes queued behind it by at most this much.
-        let tls_deadline = deadline.min(accepted + settings.tls_handshake_timeout);
+        let tls_deadline = handshake_deadline(&settings, accepted);
         super::tcp::tune(&tcp, settings.stall_timeout);
         let tls = tokio::select! {
             r = tokio::time::timeout_at(tls_deadline, self.tls_handshake(tcp)) => match r {
@@ -227,7 +325,9 @@ impl Connection {
             return Err(std::io::Error::other("plain HTTP on the TLS port"));
         }
         let hello = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
-        let _turn = self.gateway.handshakes().acquire().await.ok();
+        let peer = self.peer.ip();
+        let trusted = self.gateway.router().config().limits.is_trusted(peer);
+        let _turn = self.gateway.handshakes().acquire(peer, trusted).await;
         hello.into_stream(self.gateway.server_tls()).await
     }
 

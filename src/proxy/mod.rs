@@ -11,10 +11,12 @@ mod listener;
 mod per_ip;
 mod plain_http;
 mod policy;
+mod proxy_header;
 mod relay;
 mod session;
 mod shards;
 mod tcp;
+mod turns;
 mod upgrade;
 mod upstream;
 mod watchdog;
@@ -62,7 +64,7 @@ pub struct Gateway {
     router: ArcSwap<Router>,
     server_tls: ArcSwap<ServerConfig>,
     upstream_tls: Arc<ClientConfig>,
-    handshakes: tokio::sync::Semaphore,
+    handshakes: turns::Turns,
     login_failures: failures::LoginFailures,
     per_ip: per_ip::PerIp,
 }
@@ -84,7 +86,7 @@ impl Gateway {
             router: ArcSwap::from_pointee(Router::new(config)),
             server_tls: ArcSwap::new(server_tls),
             upstream_tls,
-            handshakes: tokio::sync::Semaphore::new(handshakes),
+            handshakes: turns::Turns::new(handshakes),
             login_failures: failures::LoginFailures::default(),
             per_ip,
         })
@@ -138,7 +140,7 @@ impl Gateway {
         &self.per_ip
     }
 
-    fn handshakes(&self) -> &tokio::sync::Semaphore {
+    fn handshakes(&self) -> &turns::Turns {
         &self.handshakes
     }
 

@@ -1,7 +1,8 @@
 //! Per-client-address admission, shared by every accept loop: how many connections one
 //! address holds at once (`per_ip_connections`) and how fast it may open new ones
 //! (`per_ip_connect_rate`, `per_ip_connect_burst`). Both are checked right after TCP
-//! accept, before any TLS work; `trusted_networks` are exempt.
+//! accept, before any TLS work (for a load balancer's connection, right after its PROXY
+//! header, against the address it names); `trusted_networks` are exempt.
 //!
 //! An address is what [`address_key`] makes of the peer: an IPv4 address (an
 //! IPv4-mapped IPv6 address included), or an IPv6 /64.

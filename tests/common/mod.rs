@@ -161,6 +161,7 @@ pub struct Setup {
     nodes: Vec<SimConfig>,
     urls: Vec<(String, String)>,
     tweak: Option<Tweak>,
+    server_tls: Option<Arc<ServerConfig>>,
 }
 
 impl Setup {
@@ -172,7 +173,14 @@ impl Setup {
             nodes: Vec::new(),
             urls: Vec::new(),
             tweak: None,
+            server_tls: None,
         }
+    }
+
+    /// Terminates browsers' TLS with `config` instead of [`Certs::server`].
+    pub fn server_tls(mut self, config: Arc<ServerConfig>) -> Setup {
+        self.server_tls = Some(config);
+        self
     }
 
     /// Adds a simulated node; its `{name}` placeholder becomes its URL.
@@ -217,11 +225,8 @@ impl Setup {
         }
         let config = Arc::new(config);
         let certs = certs();
-        let gateway = Gateway::new(
-            Arc::clone(&config),
-            Arc::clone(&certs.server),
-            Arc::clone(&certs.client),
-        );
+        let server_tls = self.server_tls.unwrap_or_else(|| Arc::clone(&certs.server));
+        let gateway = Gateway::new(Arc::clone(&config), server_tls, Arc::clone(&certs.client));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind gateway");

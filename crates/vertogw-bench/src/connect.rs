@@ -2,12 +2,14 @@
 //! WebSocket upgrade. The target URL is parsed and resolved once, up front.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -38,6 +40,11 @@ pub struct Target {
     host_header: String,
     path: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Sessions that keep a TLS session to resume (`--resume`): the first index and one
+    /// connector each, whose client config has its own session store.
+    resuming: Option<(usize, Arc<[TlsConnector]>)>,
+    /// TLS handshakes that resumed a session.
+    resumed: Arc<AtomicU64>,
     first_failure: Arc<[AtomicBool; 3]>,
 }
 
@@ -49,8 +56,15 @@ pub type Ws = WebSocketStream<BenchStream>;
 
 impl Target {
     /// Parses `url` (`ws://` or `wss://`, loopback only), resolves it and builds the TLS
-    /// client config; `sni` overrides the name sent and verified.
-    pub async fn new(url: &str, trust: &Trust, sni: Option<&str>) -> Result<Target, BenchError> {
+    /// client config; `sni` overrides the name sent and verified. Sessions whose index
+    /// lies in `resume` each keep the TLS session of their last connection and offer it
+    /// on the next, as a reconnecting browser does; the others never resume.
+    pub async fn new(
+        url: &str,
+        trust: &Trust,
+        sni: Option<&str>,
+        resume: Range<usize>,
+    ) -> Result<Target, BenchError> {
         let bad = |why: &str| BenchError::Url(format!("{url}: {why}"));
         let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
         let secure = match uri.scheme_str() {
@@ -71,12 +85,16 @@ impl Target {
             .map_err(|e| bad(&format!("cannot resolve: {e}")))?
             .find(|a| a.ip().is_loopback())
             .ok_or_else(|| bad("the bench only targets loopback addresses (127.0.0.1, ::1)"))?;
+        let mut resuming = None;
         let tls = match secure {
             true => {
                 let name = sni.unwrap_or(host).to_owned();
                 let server_name = ServerName::try_from(name).map_err(|_| bad("bad SNI name"))?;
-                let connector = TlsConnector::from(client_config(trust)?);
-                Some((connector, server_name))
+                let config = client_config(trust)?;
+                if !resume.is_empty() {
+                    resuming = Some((resume.start, resuming_connectors(&config, resume.len())));
+                }
+                Some((TlsConnector::from(config), server_name))
             }
             false => None,
         };
@@ -86,24 +104,43 @@ impl Target {
             host_header: authority.as_str().to_owned(),
             path,
             tls,
+            resuming,
+            resumed: Arc::default(),
             first_failure: Arc::default(),
         })
     }
 
-    /// TCP + TLS + upgrade, each failure mapped to its category.
-    pub async fn connect(&self) -> Result<Ws, ErrorKind> {
+    /// TLS handshakes so far that resumed a session.
+    pub fn resumed(&self) -> u64 {
+        self.resumed.load(Ordering::Relaxed)
+    }
+
+    fn connector(&self, index: usize) -> Option<(&TlsConnector, &ServerName<'static>)> {
+        let (shared, name) = self.tls.as_ref()?;
+        let own = self.resuming.as_ref().and_then(|(first, connectors)| {
+            let i = index.checked_sub(*first)?;
+            connectors.get(i)
+        });
+        Some((own.unwrap_or(shared), name))
+    }
+
+    /// TCP + TLS + upgrade for session `index`, each failure mapped to its category.
+    pub async fn connect(&self, index: usize) -> Result<Ws, ErrorKind> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|e| self.failed(ErrorKind::Connect, &e))?;
         // Small request/reply messages: Nagle would add up to 40 ms per round trip.
         tcp.set_nodelay(true)
             .map_err(|e| self.failed(ErrorKind::Connect, &e))?;
-        let stream = match &self.tls {
+        let stream = match self.connector(index) {
             Some((connector, name)) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| self.failed(ErrorKind::Tls, &e))?;
+                if tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
+                    self.resumed.fetch_add(1, Ordering::Relaxed);
+                }
                 BenchStream::tls(tls)
             }
             None => BenchStream::Plain(tcp),
@@ -135,6 +172,18 @@ impl Target {
     }
 }
 
+/// `n` connectors like `base`, each with a session store of its own: one browser each.
+fn resuming_connectors(base: &Arc<ClientConfig>, n: usize) -> Arc<[TlsConnector]> {
+    (0..n)
+        .map(|_| {
+            let mut config = (**base).clone();
+            // Sizes 1-8 remember one server: the target.
+            config.resumption = Resumption::in_memory_sessions(1);
+            TlsConnector::from(Arc::new(config))
+        })
+        .collect()
+}
+
 fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, BenchError> {
     let mut config = match trust {
         Trust::Pem(pem) => (*vertogw_net::tls::client_config_trusting(pem)?).clone(),
@@ -152,8 +201,9 @@ fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, BenchError> {
         }
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // Every session is a distinct browser: no resumption, a full handshake each time.
-    config.resumption = rustls::client::Resumption::disabled();
+    // Every session is a distinct browser: no resumption unless `--resume` gives the
+    // session a store of its own (`resuming_connectors`).
+    config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
 }
 

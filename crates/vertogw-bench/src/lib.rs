@@ -35,6 +35,8 @@
 //!   measured phase (idle: before connecting → all logged in; `rss_kib_end` at the end
 //!   of the hold). `rss_kib_per_session` divides by `logged_in`.
 //! - `nofile_limit`: the bench's own open-file limit after raising it.
+//! - `tls_resumed`: storm with `--resume`: the storm's TLS handshakes that resumed a
+//!   session (null without `--resume`).
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -241,6 +243,10 @@ pub struct BenchConfig {
     pub background_rate: f64,
     /// Processes whose CPU and memory are reported.
     pub watch: Vec<u32>,
+    /// Storm: each storm session first connects once (a warm-up, not measured) and
+    /// keeps its TLS session, so the storm's handshakes resume, as browsers reconnecting
+    /// to the same gateway do.
+    pub resume: bool,
 }
 
 impl BenchConfig {
@@ -279,6 +285,9 @@ impl BenchConfig {
         }
         if self.background_sessions > 0 && self.mode != Mode::Storm {
             return bad("--background-sessions only applies to --mode storm".into());
+        }
+        if self.resume && (self.mode != Mode::Storm || !self.url.starts_with("wss:")) {
+            return bad("--resume only applies to --mode storm against a wss:// URL".into());
         }
         Ok(())
     }

@@ -75,6 +75,10 @@ struct BenchArgs {
     /// Report CPU and memory of this process over the measured phase (repeatable).
     #[arg(long = "watch-pid")]
     watch_pid: Vec<u32>,
+    /// Storm: connect each storm session once beforehand (not measured) and resume its
+    /// TLS session in the storm, like browsers reconnecting to the same gateway.
+    #[arg(long)]
+    resume: bool,
 }
 
 impl BenchArgs {
@@ -113,6 +117,7 @@ impl BenchArgs {
             background_sessions: self.background_sessions,
             background_rate: self.background_rate,
             watch: self.watch_pid.clone(),
+            resume: self.resume,
         })
     }
 }

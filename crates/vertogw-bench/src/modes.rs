@@ -28,7 +28,12 @@ const JOIN_SLACK: Duration = Duration::from_secs(5);
 /// Runs the configured mode against the target and returns the report.
 pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     config.validate()?;
-    let target = Target::new(&config.url, &config.trust, config.sni.as_deref()).await?;
+    // `--resume`: the storm's sessions, which follow the background ones.
+    let resume = match config.resume {
+        true => config.background_sessions..config.background_sessions + config.sessions,
+        false => 0..0,
+    };
+    let target = Target::new(&config.url, &config.trust, config.sni.as_deref(), resume).await?;
     let mut request_prefix = br#"{"jsonrpc":"2.0","method":"echo","params":{"pad":""#.to_vec();
     request_prefix.resize(request_prefix.len() + config.payload, b'x');
     request_prefix.extend_from_slice(br#""},"id":"#);
@@ -172,6 +177,10 @@ async fn storm(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
         0 => None,
         n => Some(background_group(config, proto, n, bg_sink.clone()).await),
     };
+    if config.resume {
+        warm_up(config, proto).await;
+    }
+    let resumed_before = proto.target.resumed();
     let before = Watch::sample(&config.watch);
     gate.store(true, Ordering::Relaxed);
     let began = Instant::now();
@@ -201,7 +210,40 @@ async fn storm(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
     report.background_rtt_us = RttSummary::of(&bg_sink.rtt.merged());
     report.background_service_rtt_us = bg_sink.service.and_then(|s| RttSummary::of(&s.merged()));
     report.watch = before.compare(&after, None, logins.ok, 0);
+    report.tls_resumed = config
+        .resume
+        .then(|| proto.target.resumed() - resumed_before);
     report
+}
+
+/// `--resume`: connects each storm session once (TLS + upgrade, then close), so that it
+/// holds a TLS session to resume in the storm; `connect_concurrency` at a time, each
+/// bounded by the login timeout. Not measured.
+async fn warm_up(config: &BenchConfig, proto: &Arc<Proto>) {
+    use futures_util::StreamExt;
+    let began = Instant::now();
+    let first = config.background_sessions;
+    let per = Duration::from_millis(config.login_timeout_ms);
+    let connected = futures_util::stream::iter(first..first + config.sessions)
+        .map(|index| async move {
+            let Ok(Ok(mut ws)) = tokio::time::timeout(per, proto.target.connect(index)).await
+            else {
+                return false;
+            };
+            // The session tickets arrived with the upgrade's answer; the close is a courtesy.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+            true
+        })
+        .buffer_unordered(config.connect_concurrency.max(1))
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    tracing::info!(
+        connected,
+        of = config.sessions,
+        ms = began.elapsed().as_millis() as u64,
+        "bench: warm-up done (each storm session holds a TLS session to resume)"
+    );
 }
 
 /// Establishes and starts the storm's background sessions; returns once they have run
@@ -291,6 +333,7 @@ fn base_report(
         background_service_rtt_us: None,
         watch: Vec::new(),
         nofile_limit: None,
+        tls_resumed: None,
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Report {
     pub watch: Vec<WatchReport>,
     /// The bench's own open-file limit, when it was raised.
     pub nofile_limit: Option<u64>,
+    /// Storm with `--resume`: the storm's handshakes that resumed a TLS session.
+    pub tls_resumed: Option<u64>,
 }
 
 impl Report {
@@ -119,6 +121,9 @@ impl fmt::Display for Report {
                 "login          p50 {:.1} ms  p99 {:.1}  max {:.1}",
                 l.p50, l.p99, l.max
             )?;
+        }
+        if let Some(n) = self.tls_resumed {
+            writeln!(f, "tls            {n} handshakes resumed a session")?;
         }
         let e = &self.errors;
         writeln!(
@@ -189,6 +194,7 @@ mod tests {
             background_service_rtt_us: None,
             watch: Vec::new(),
             nofile_limit: Some(20000),
+            tls_resumed: None,
         }
     }
 
@@ -217,6 +223,7 @@ mod tests {
             "background_service_rtt_us",
             "watch",
             "nofile_limit",
+            "tls_resumed",
         ] {
             assert!(keys.contains(&key), "missing {key} in {keys:?}");
         }

@@ -107,7 +107,7 @@ pub async fn establish(proto: &Proto, index: usize) -> Result<Session, ErrorKind
 }
 
 async fn login(proto: &Proto, index: usize) -> Result<Session, ErrorKind> {
-    let ws = proto.target.connect().await?;
+    let ws = proto.target.connect(index).await?;
     let mut s = Session {
         ws,
         index,

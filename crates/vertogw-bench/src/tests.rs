@@ -52,6 +52,7 @@ fn config(url: String, trust: Trust, mode: Mode, sessions: usize) -> BenchConfig
         background_sessions: 0,
         background_rate: 20.0,
         watch: vec![std::process::id()],
+        resume: false,
     }
 }
 
@@ -120,6 +121,19 @@ async fn storm_with_background_reports_both_sides() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_with_resume_resumes_every_storm_handshake_and_only_those() {
+    let (node, _) = node(true).await;
+    let mut c = config(wss_url(&node), Trust::Insecure, Mode::Storm, 12);
+    c.background_sessions = 2;
+    let plain = bench(&c).await;
+    assert_eq!(plain.tls_resumed, None, "{plain}");
+    c.resume = true;
+    let r = bench(&c).await;
+    assert_eq!((r.logged_in, r.errors.total()), (12, 0), "{r}");
+    assert_eq!(r.tls_resumed, Some(12), "{r}");
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_counted_as_login_rejected() {
     let (node, trust) = node(true).await;
@@ -180,6 +194,14 @@ async fn non_loopback_targets_and_bad_settings_are_refused() {
     c.rate = 1.0;
     c.background_sessions = 1;
     assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+    c.background_sessions = 0;
+    c.resume = true;
+    assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+    c.mode = Mode::Storm;
+    assert!(
+        matches!(run(&c).await, Err(BenchError::Invalid(_))),
+        "ws:// cannot resume"
+    );
 }
 
 #[test]
