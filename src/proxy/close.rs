@@ -87,6 +87,18 @@ impl EndReason {
         }
     }
 
+    /// Whether a limit or a protocol violation ended the session (as opposed to either
+    /// side closing, a node vanishing, a timeout of an honest but slow login, or shutdown).
+    pub fn is_violation(&self) -> bool {
+        matches!(
+            self,
+            EndReason::PreLogin(_)
+                | EndReason::Oversize
+                | EndReason::BrowserProtocolError
+                | EndReason::BrowserInvalidUtf8
+        )
+    }
+
     /// The close code involved, if any (for the session log line).
     pub fn code(&self) -> Option<u16> {
         let action = match self {

@@ -25,6 +25,7 @@ use super::context::SessionCtx;
 use super::per_ip::{self, PeerPermit};
 use super::proxy_header::{self, ProxiedRefusals, Source};
 use super::session;
+use super::throttle::Throttle;
 use super::{plain_http, upgrade, ws_config, Gateway, Settings, SHUTDOWN_GRACE};
 use crate::config::{ProxySender, ProxyVersion};
 
@@ -60,7 +61,7 @@ pub async fn serve_shard(
     let tracker = TaskTracker::new();
     let mut refused = RefusalLog::default();
     let mut refused_per_ip = per_ip::RefusalLog::default();
-    let mut refused_unlisted = proxy_header::Throttle::default();
+    let mut refused_unlisted = Throttle::default();
     let proxied_refusals = Arc::new(ProxiedRefusals::default());
     loop {
         let (tcp, peer) = tokio::select! {
@@ -152,26 +153,16 @@ pub async fn serve_shard(
 /// refusals cannot flood the log.
 #[derive(Default)]
 struct RefusalLog {
-    since_last: u64,
-    last: Option<std::time::Instant>,
+    throttle: Throttle,
 }
 
 impl RefusalLog {
     fn note(&mut self, failure: &'static str, in_use: usize) {
-        self.since_last += 1;
-        let now = std::time::Instant::now();
-        if self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
+        if let Some(refused) = self.throttle.note() {
             warn!(
                 failure,
-                refused = self.since_last,
-                in_use,
-                "connection refused: gateway at capacity"
+                refused, in_use, "connection refused: gateway at capacity"
             );
-            self.since_last = 0;
-            self.last = Some(now);
         }
     }
 }

@@ -16,6 +16,7 @@ mod relay;
 mod session;
 mod shards;
 mod tcp;
+mod throttle;
 mod turns;
 mod upgrade;
 mod upstream;
@@ -66,6 +67,7 @@ pub struct Gateway {
     upstream_tls: Arc<ClientConfig>,
     handshakes: turns::Turns,
     login_failures: failures::LoginFailures,
+    end_log: throttle::Throttles,
     per_ip: per_ip::PerIp,
 }
 
@@ -88,6 +90,7 @@ impl Gateway {
             upstream_tls,
             handshakes: turns::Turns::new(handshakes),
             login_failures: failures::LoginFailures::default(),
+            end_log: throttle::Throttles::default(),
             per_ip,
         })
     }
@@ -130,6 +133,10 @@ impl Gateway {
             stall_timeout: config.limits.stall_timeout,
             browser_ping: config.limits.browser_ping,
         }
+    }
+
+    fn end_log(&self) -> &throttle::Throttles {
+        &self.end_log
     }
 
     fn login_failures(&self) -> &failures::LoginFailures {

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tracing::warn;
 
+use super::throttle::Throttle;
 use crate::config::{address_key, Limits};
 
 /// How often stale rate-limit state is swept, and how often a refusal cause is logged.
@@ -187,42 +188,29 @@ fn lock(counts: &Counts) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
     counts.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Logs per-address refusals at most once per [`SWEEP_EVERY`] per cause, with how many
-/// there were since the last line, so a flood of refusals cannot flood the log. One per
-/// accept loop, like the loop's other refusal log.
+/// Logs per-address refusals at most once a second per cause, with how many there were
+/// since the last line, so a flood of refusals cannot flood the log. One per accept
+/// loop, like the loop's other refusal log.
 #[derive(Default)]
 pub struct RefusalLog {
-    connections: Tally,
-    rate: Tally,
-}
-
-#[derive(Default)]
-struct Tally {
-    since_last: u64,
-    last: Option<Instant>,
+    connections: Throttle,
+    rate: Throttle,
 }
 
 impl RefusalLog {
     /// Counts one refusal of `peer`, and logs if this cause has not been logged lately.
     pub fn note(&mut self, refusal: Refusal, peer: SocketAddr) {
-        let tally = match refusal {
+        let throttle = match refusal {
             Refusal::Connections => &mut self.connections,
             Refusal::Rate => &mut self.rate,
         };
-        tally.since_last += 1;
-        let now = Instant::now();
-        if tally
-            .last
-            .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
-        {
+        if let Some(refused) = throttle.note() {
             warn!(
                 failure = refusal.failure(),
-                refused = tally.since_last,
+                refused,
                 %peer,
                 "connection refused: per-address limit"
             );
-            tally.since_last = 0;
-            tally.last = Some(now);
         }
     }
 }

@@ -6,7 +6,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
 use ppp::{v1, v2};
 use tokio::io::AsyncReadExt;
@@ -14,6 +13,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::per_ip;
+use super::throttle::Throttle;
 use crate::config::ProxyVersion;
 
 /// Largest v1 header, `\r\n` included (the specification's own bound).
@@ -233,30 +233,6 @@ pub fn discard_pending(tcp: &TcpStream) {
             Ok(n) if n > 0 => continue,
             _ => break,
         }
-    }
-}
-
-/// How often a [`Throttle`] lets a line through.
-const LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// Logs refusals of one kind at most once a second, with how many there were since
-/// the last line, so a flood of them cannot flood the log.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    since_last: u64,
-    last: Option<Instant>,
-}
-
-impl Throttle {
-    /// Counts one refusal; `Some(count)` when it is time to log `count` of them.
-    pub fn note(&mut self) -> Option<u64> {
-        self.since_last += 1;
-        let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.since_last))
     }
 }
 
@@ -518,14 +494,5 @@ mod tests {
         tcp.read_exact(&mut after).await.unwrap();
         assert_eq!(&after, b"after");
         drop(sender.await);
-    }
-
-    #[test]
-    fn the_throttle_logs_the_first_refusal_then_counts() {
-        let mut throttle = Throttle::default();
-        assert_eq!(throttle.note(), Some(1));
-        assert_eq!(throttle.note(), None);
-        assert_eq!(throttle.note(), None);
-        assert_eq!(throttle.since_last, 2);
     }
 }

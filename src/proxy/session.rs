@@ -74,6 +74,21 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
 }
 
 fn log_end(ctx: &SessionCtx, s: &Summary, reason: &EndReason) {
+    // A session a limit ended, before any node accepted it: what a flood is made of, so
+    // at most one line a second per cause, with how many it stands for.
+    if reason.is_violation() && s.node.is_none() {
+        if let Some(sessions) = ctx.gateway.end_log().note(reason.category()) {
+            info!(
+                peer = %ctx.peer.ip(),
+                login = s.login.as_deref(),
+                close = reason.category(),
+                code = reason.code(),
+                sessions,
+                "sessions ended by a limit"
+            );
+        }
+        return;
+    }
     info!(
         login = s.login.as_deref(),
         partition = s.partition.as_deref(),
