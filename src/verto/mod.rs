@@ -73,7 +73,7 @@ pub fn classify_pre_login(text: &str) -> PreLogin {
 }
 
 fn classify_single(req: &Request<'_>, allow_login: bool) -> PreLogin {
-    let id = req.id.unwrap_or("null");
+    let id = reply_id(req.id);
     if req.jsonrpc.as_str() != Some("2.0") {
         return PreLogin::Reply(invalid_message(id));
     }
@@ -101,6 +101,17 @@ fn classify_single(req: &Request<'_>, allow_login: bool) -> PreLogin {
         id: id.to_owned(),
         login: login.to_owned(),
     })
+}
+
+/// The `id` to echo in a reply: the request's own text when it is strict JSON, else
+/// `null`. cJSON accepts ids JSON does not (`01`, `1.`, raw control characters inside a
+/// string) and re-prints them; echoing such text verbatim would make the gateway's
+/// answer invalid JSON.
+fn reply_id(raw: Option<&str>) -> &str {
+    match raw {
+        Some(raw) if serde_json::from_str::<serde::de::IgnoredAny>(raw).is_ok() => raw,
+        _ => "null",
+    }
 }
 
 /// A batch gets one local answer per element. A credentialed `login` inside a batch is
@@ -232,7 +243,7 @@ pub fn inspect_forwarded(text: &str) -> Forwarded {
         .filter_map(|req| {
             let login = req.params.as_ref()?.login.non_empty()?;
             Some(LoginRequest {
-                id: req.id.unwrap_or("null").to_owned(),
+                id: reply_id(req.id).to_owned(),
                 login: login.to_owned(),
             })
         })
@@ -326,6 +337,20 @@ mod tests {
         assert_eq!(
             r,
             format!("[{},{}]", auth_required("1"), auth_required("2"))
+        );
+    }
+
+    #[test]
+    fn ids_cjson_accepts_but_json_does_not_are_answered_with_null() {
+        for id in ["01", "1.", "\"a\u{1}b\""] {
+            let text = format!(r#"{{"jsonrpc":"2.0","method":"echo","params":{{}},"id":{id}}}"#);
+            let r = reply(&text);
+            assert_eq!(r, auth_required("null"), "{id:?}");
+            assert!(serde_json::from_str::<serde_json::Value>(&r).is_ok());
+        }
+        assert_eq!(
+            reply(r#"{"jsonrpc":"2.0","method":"echo","params":{},"id":"x"}"#),
+            auth_required("\"x\"")
         );
     }
 
