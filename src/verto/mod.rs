@@ -196,13 +196,30 @@ pub fn login_outcome(text: &str, login_id: &str) -> LoginOutcome {
     let Ok(answer) = serde_json::from_str::<Answer<'_>>(text) else {
         return LoginOutcome::Unrelated;
     };
-    if answer.method.is_some() || answer.id.map(|raw| raw.get()) != Some(login_id) {
+    if answer.method.is_some() || !answer.id.is_some_and(|raw| same_id(raw.get(), login_id)) {
         return LoginOutcome::Unrelated;
     }
     match (answer.result, answer.error) {
         (Some(_), _) => LoginOutcome::Accepted,
         (None, Some(_)) => LoginOutcome::Rejected,
         (None, None) => LoginOutcome::Unrelated,
+    }
+}
+
+/// Whether a node's answer carries the request's id. mod_verto re-prints ids through
+/// cJSON, so `1.0` comes back as `1` and `"\u0041"` as `"A"`: compare values, numbers
+/// by value.
+fn same_id(answer: &str, request: &str) -> bool {
+    if answer == request {
+        return true;
+    }
+    let parse = |raw: &str| serde_json::from_str::<serde_json::Value>(raw).ok();
+    match (parse(answer), parse(request)) {
+        (Some(serde_json::Value::Number(a)), Some(serde_json::Value::Number(b))) => {
+            a.as_f64() == b.as_f64()
+        }
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -411,6 +428,11 @@ mod tests {
         assert_eq!(login_outcome(bad, "1"), LoginOutcome::Rejected);
         assert_eq!(login_outcome(ready, "1"), LoginOutcome::Unrelated);
         assert_eq!(login_outcome(ok, "2"), LoginOutcome::Unrelated);
+        // cJSON re-prints the id it echoes.
+        assert_eq!(login_outcome(ok, "1.0"), LoginOutcome::Accepted);
+        assert_eq!(login_outcome(ok, "1e0"), LoginOutcome::Accepted);
+        let named = r#"{"jsonrpc":"2.0","id":"A","result":{}}"#;
+        assert_eq!(login_outcome(named, r#""\u0041""#), LoginOutcome::Accepted);
         assert_eq!(login_outcome("#SPU 10", "1"), LoginOutcome::Unrelated);
     }
 
