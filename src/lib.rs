@@ -21,6 +21,8 @@
 //! - [`cli`]: the command line (clap), dispatched to [`commands`].
 //! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`,
 //!   `iptables`, `fs-config`).
+//! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/` and of their
+//!   corpus replay in `tests/fuzz_corpus.rs`.
 //!
 //! The workspace's other crates: `vertogw-net` (plain-or-TLS streams, rustls configs,
 //! the open-file limit), `vertogw-sim` (the simulated mod_verto node behind `demo` and
@@ -40,6 +42,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod fsconfig;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod nat;
 pub mod proxy;
 pub mod routing;

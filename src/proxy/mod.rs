@@ -32,6 +32,8 @@ use rustls::{ClientConfig, ServerConfig};
 pub use capacity::session_capacity;
 pub use listener::serve;
 pub use shards::{bind, bind_one, serve_sharded};
+// For `crate::fuzzing` only: the upgrade check stays private to the crate.
+pub(crate) use upgrade::{inspect as inspect_upgrade, switching as upgrade_switching};
 
 use crate::config::Config;
 use crate::routing::Router;
