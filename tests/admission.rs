@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::*;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use vertogw::config::Config;
@@ -36,17 +36,6 @@ async fn gateway(f: impl FnOnce(&mut vertogw::config::Limits) + 'static) -> Test
         })
         .start()
         .await
-}
-
-/// A TCP connection to `addr` from the local address `from`.
-async fn tcp_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(from, 0))
-        .expect("bind the client address");
-    within("TCP connect", socket.connect(addr))
-        .await
-        .expect("TCP connect")
 }
 
 /// A TLS handshake over `tcp`; `None` when the gateway ends the connection instead.

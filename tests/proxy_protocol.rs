@@ -15,7 +15,7 @@ use ppp::v2::{Builder, Command, IPv4, Protocol, Version};
 use rustls_pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -71,17 +71,6 @@ fn header(version: ProxyVersion, client: [u8; 4]) -> Vec<u8> {
                 .expect("v2 header")
         }
     }
-}
-
-/// A TCP connection to `addr` from the local address `from`.
-async fn tcp_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(from, 0))
-        .expect("bind the client address");
-    within("TCP connect", socket.connect(addr))
-        .await
-        .expect("TCP connect")
 }
 
 /// A connection from the balancer that has sent `bytes` first.

@@ -312,16 +312,21 @@ pub async fn tls_connect_trusting(
     tls_over(tcp, client).await
 }
 
-/// A browser-like WebSocket to the gateway at `addr` from the local address `from`
-/// (any of 127/8 works on Linux), so per-address limits see another client.
-pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+/// A TCP connection to `addr` from the local address `from` (any of 127/8 works on
+/// Linux), so per-address limits see another client.
+pub async fn tcp_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .bind(SocketAddr::new(from, 0))
         .expect("bind the client address");
-    let tcp = within("TCP connect", socket.connect(addr))
+    within("TCP connect", socket.connect(addr))
         .await
-        .expect("TCP connect");
+        .expect("TCP connect")
+}
+
+/// A browser-like WebSocket to the gateway at `addr` from the local address `from`.
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+    let tcp = tcp_from(addr, from).await;
     upgrade(tls_over(tcp, &certs().client).await, addr, None)
         .await
         .0
