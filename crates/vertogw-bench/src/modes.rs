@@ -118,14 +118,7 @@ async fn load(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
     let sink = sink(steady);
     let began = Instant::now();
     let (mut group, _stop) = spawn(proto, config, 0, config.sessions, work, sink.clone());
-    let logins = group
-        .logins(login_deadline(
-            config,
-            config.sessions,
-            config.connect_concurrency,
-        ))
-        .await;
-    progress_logged_in(&logins, config.sessions, began);
+    let logins = log_in_all(&mut group, config, began).await;
     let start = Instant::now() + START_LEAD;
     group.start(start);
     sleep_until(start).await;
@@ -147,14 +140,7 @@ async fn idle(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
     let began = Instant::now();
     let work = Work::Hold { duration: hold };
     let (mut group, _stop) = spawn(proto, config, 0, config.sessions, work, sink(false));
-    let logins = group
-        .logins(login_deadline(
-            config,
-            config.sessions,
-            config.connect_concurrency,
-        ))
-        .await;
-    progress_logged_in(&logins, config.sessions, began);
+    let logins = log_in_all(&mut group, config, began).await;
     let after = Watch::sample(&config.watch);
     let start = Instant::now();
     group.start(start);
@@ -286,6 +272,14 @@ async fn background_group(
     group.start(Instant::now());
     sleep(STORM_WARMUP).await;
     (group, stop)
+}
+
+/// Waits (bounded) until all `config.sessions` of `group` have logged in, and says so.
+async fn log_in_all(group: &mut Group, config: &BenchConfig, began: Instant) -> Logins {
+    let deadline = login_deadline(config, config.sessions, config.connect_concurrency);
+    let logins = group.logins(deadline).await;
+    progress_logged_in(&logins, config.sessions, began);
+    logins
 }
 
 fn progress_logged_in(logins: &Logins, of: usize, began: Instant) {
