@@ -12,6 +12,8 @@
 //!   sends itself.
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
+//! - `websocket`: the WebSocket framing of both relay legs (our own codec: buffers
+//!   only while a message is in flight).
 //! - [`tls`]: the browser-facing certificates (default and per SNI name): loaded,
 //!   checked (key, expiry, names), assembled into the rustls server config.
 //! - [`nat`]: the load balancer's RTP forwarding (DNAT/SNAT per node's port range):
@@ -49,6 +51,7 @@ pub mod proxy;
 pub mod routing;
 pub mod tls;
 pub mod verto;
+mod websocket;
 
 #[cfg(test)]
 mod testutil;

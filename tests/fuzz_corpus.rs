@@ -14,11 +14,12 @@ use vertogw::fuzzing;
 /// A fuzz target's entry point.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("login_reader", fuzzing::login_reader),
     ("prelogin", fuzzing::prelogin),
     ("map_parser", fuzzing::map_parser),
     ("upgrade_request", fuzzing::upgrade_request),
+    ("ws_frames", fuzzing::ws_frames),
 ];
 
 /// Prefix of a regression input whose finding is still open.

@@ -7,6 +7,7 @@
 
 mod json;
 mod prelogin;
+mod websocket;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::verto::cjson::{self, Document, Request};
 use crate::verto::{classify_pre_login, inspect_forwarded, Forwarded, PreLogin};
 
 pub use prelogin::prelogin;
+pub use websocket::ws_frames;
 
 /// The login reader (`verto::cjson`) and the relay's login check (`inspect_forwarded`).
 ///

@@ -6,10 +6,10 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::WebSocketStream;
 
 use super::watchdog::Direction;
 use crate::verto::prelogin::Violation;
+use crate::websocket::WsStream;
 
 /// How long a leg may take to complete its close handshake before it is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -52,7 +52,7 @@ pub enum EndReason {
 /// What one leg is told when the session ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseAction {
-    /// The peer started the close: only flush the reply tungstenite queued.
+    /// The peer started the close: only flush the reply the stream queued.
     Echo,
     /// Send this close frame and wait (bounded) for the peer to finish.
     Send(Option<CloseFrame>),
@@ -141,7 +141,7 @@ impl EndReason {
 }
 
 /// Carries out `action` on one leg, bounded by [`CLOSE_GRACE`].
-pub async fn close_leg<S>(mut ws: WebSocketStream<S>, action: CloseAction)
+pub async fn close_leg<S>(mut ws: WsStream<S>, action: CloseAction)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

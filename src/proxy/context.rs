@@ -6,16 +6,14 @@ use std::sync::Arc;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::close::EndReason;
 use super::Gateway;
+use crate::websocket::{Error as WsError, WsStream};
 
 /// The browser's WebSocket.
-pub type BrowserSocket = WebSocketStream<TokioIo<Upgraded>>;
+pub type BrowserSocket = WsStream<TokioIo<Upgraded>>;
 
 /// What a session needs from its connection.
 pub struct SessionCtx {
@@ -50,12 +48,9 @@ pub struct Summary {
 /// its close code (1002, or 1007 for text that is not UTF-8), never a silent drop.
 pub fn browser_read_end(err: Option<WsError>) -> EndReason {
     match err {
-        Some(WsError::Capacity(_)) => EndReason::Oversize,
-        Some(WsError::Utf8(_)) => EndReason::BrowserInvalidUtf8,
-        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-            EndReason::BrowserGone
-        }
+        Some(WsError::TooBig { .. }) => EndReason::Oversize,
+        Some(WsError::Utf8) => EndReason::BrowserInvalidUtf8,
         Some(WsError::Protocol(_)) => EndReason::BrowserProtocolError,
-        _ => EndReason::BrowserGone,
+        Some(WsError::Io(_) | WsError::Closed) | None => EndReason::BrowserGone,
     }
 }

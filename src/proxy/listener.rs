@@ -14,8 +14,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_rustls::LazyConfigAcceptor;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
@@ -26,8 +24,9 @@ use super::per_ip::{self, PeerPermit};
 use super::proxy_header::{self, ProxiedRefusals, Source};
 use super::session;
 use super::throttle::Throttle;
-use super::{plain_http, upgrade, ws_config, Gateway, Settings, SHUTDOWN_GRACE};
+use super::{plain_http, upgrade, Gateway, Settings, SHUTDOWN_GRACE};
 use crate::config::{ProxySender, ProxyVersion};
+use crate::websocket::{Role, WsStream};
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not
 /// turn the accept loop into a busy loop.
@@ -347,7 +346,13 @@ impl Connection {
             deadline,
             shutdown: self.shutdown.clone(),
         };
-        let max = ctx.gateway.settings().max_message_bytes;
+        // Until a node accepts a login, the pre-login limit: a larger message is refused
+        // at its header, before any of it is buffered.
+        let settings = ctx.gateway.settings();
+        let max = settings
+            .prelogin
+            .max_message_bytes
+            .min(settings.max_message_bytes);
         let permit = self.permit.lock().ok().and_then(|mut p| p.take());
         self.tracker.spawn(
             async move {
@@ -355,12 +360,7 @@ impl Connection {
                 match on_upgrade.await {
                     Ok(upgraded) => {
                         let io = TokioIo::new(upgraded);
-                        let ws = WebSocketStream::from_raw_socket(
-                            io,
-                            Role::Server,
-                            Some(ws_config::browser(max)),
-                        )
-                        .await;
+                        let ws = WsStream::new(io, Role::Server, &[], max);
                         session::run(ws, ctx).await;
                     }
                     Err(err) => debug!(failure = "upgrade", error = %err, "upgrade failed"),

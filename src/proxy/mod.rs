@@ -21,7 +21,6 @@ mod turns;
 mod upgrade;
 mod upstream;
 mod watchdog;
-mod ws_config;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -30,13 +30,14 @@ use std::time::Duration;
 
 use futures_util::{Sink, Stream};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::policy::{SessionPolicy, Verdict};
 use super::upstream::NodeSocket;
 use super::watchdog::{Alarm, Direction, Watchdog};
+use crate::websocket::Error as WsError;
 
 /// Messages the pump moves in one poll before it yields to the other sessions of its
 /// thread.
@@ -54,6 +55,8 @@ pub async fn run(
     summary: &mut Summary,
 ) -> EndReason {
     let settings = ctx.gateway.settings();
+    // The node accepted the login: from now on the session's own message limit.
+    browser.set_max_message(settings.max_message_bytes);
     let watch = Watchdog::new(
         settings.browser_ping,
         settings.stall_timeout,
@@ -162,7 +165,7 @@ impl Pump<'_> {
                 self.bytes_up += bytes.len() as u64;
                 self.to_node = Some(Message::Binary(bytes));
             }
-            // Browser pings are answered by tungstenite and never reach the node; pongs
+            // Browser pings are answered by the stream and never reach the node; pongs
             // (to the gateway's pings) only prove the browser alive.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }

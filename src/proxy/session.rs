@@ -4,7 +4,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use std::time::Instant;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use tracing::{debug, info, warn};
 
@@ -15,8 +15,9 @@ use super::policy::{stamp_login, SessionPolicy};
 use super::relay;
 use super::upstream::{self, NodeSocket};
 use crate::config::NodeUrl;
-use crate::verto::prelogin::{Frame, PreLoginState, Routed, Step};
+use crate::verto::prelogin::{Frame, PreLoginState, Routed, Step, Violation};
 use crate::verto::{self, LoginOutcome, LoginRequest};
+use crate::websocket::Error as WsError;
 
 /// The node leg while its login is pending.
 struct Upstream {
@@ -155,6 +156,10 @@ impl Auth<'_> {
     ) -> Result<(), EndReason> {
         let text = match msg {
             None => return Err(EndReason::BrowserGone),
+            // The stream refuses a message over the pre-login limit at its header.
+            Some(Err(WsError::TooBig { .. })) => {
+                return Err(EndReason::PreLogin(Violation::TooLarge))
+            }
             Some(Err(e)) => return Err(browser_read_end(Some(e))),
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => return Err(EndReason::BrowserClosed(frame)),
@@ -162,7 +167,7 @@ impl Auth<'_> {
                 let step = self.state.on_frame(Frame::Binary);
                 return self.perform(browser, step, None).await;
             }
-            // Pings are answered by tungstenite itself and never reach the node.
+            // Pings are answered by the stream itself and never reach the node.
             Some(Ok(_)) => return Ok(()),
         };
         let step = self.state.on_frame(Frame::Text(&text));

@@ -11,15 +11,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
-use super::ws_config;
 use crate::config::NodeUrl;
+use crate::websocket::{Role, WsStream};
 use vertogw_net::MaybeTls;
 
 /// A WebSocket to a node.
-pub type NodeSocket = WebSocketStream<MaybeTls>;
+pub type NodeSocket = WsStream<MaybeTls>;
+
+/// Largest node→browser message relayed (mod_verto itself sends replies over 1 MB).
+pub const NODE_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why one node could not be reached; logged, never shown to the browser.
 #[derive(Debug, thiserror::Error)]
@@ -95,9 +96,8 @@ async fn connect_inner(
 /// Largest HTTP response head accepted from a node (mod_verto's is ~130 bytes).
 const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 
-/// The client side of the WebSocket upgrade, by hand rather than tungstenite's: its
-/// handshake leaves a 4 KiB read buffer inside every node socket for the session's
-/// whole life, and mod_verto's answer is a fixed, tiny 101.
+/// The client side of the WebSocket upgrade, by hand: mod_verto's answer is a fixed,
+/// tiny 101, and whatever follows it is handed to the stream.
 async fn upgrade(mut io: MaybeTls, url: &NodeUrl) -> Result<NodeSocket, ConnectError> {
     let key = generate_key();
     let request = format!(
@@ -127,11 +127,12 @@ async fn upgrade(mut io: MaybeTls, url: &NodeUrl) -> Result<NodeSocket, ConnectE
         }
     };
     check_response(&head[..end], &derive_accept_key(key.as_bytes()))?;
-    let leftover = head.split_off(end);
-    Ok(
-        WebSocketStream::from_partially_read(io, leftover, Role::Client, Some(ws_config::node()))
-            .await,
-    )
+    Ok(WsStream::new(
+        io,
+        Role::Client,
+        &head[end..],
+        NODE_MAX_MESSAGE_BYTES,
+    ))
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
