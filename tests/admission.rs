@@ -92,6 +92,8 @@ async fn past_per_ip_connections_an_address_is_refused_before_tls_and_others_are
         l.per_ip_connect_burst = 1000;
     })
     .await;
+    let bystander = Bystander::start(&gw, "1999@acme.test").await;
+    bystander.attack_begins();
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(admitted(gw.addr, HERE).await);
@@ -118,6 +120,9 @@ async fn past_per_ip_connections_an_address_is_refused_before_tls_and_others_are
         closed_before_tls(tcp_from(gw.addr, HERE).await).await,
         "and the cap holds again"
     );
+    bystander
+        .finish("past_per_ip_connections_an_address_is_refused_before_tls_and_others_are_not")
+        .await;
 }
 
 #[tokio::test]
@@ -127,6 +132,8 @@ async fn past_the_connect_burst_an_address_is_refused_before_tls_and_others_are_
         l.per_ip_connect_burst = 5;
     })
     .await;
+    let bystander = Bystander::start(&gw, "1999@acme.test").await;
+    bystander.attack_begins();
     // All six TCP connections first, so the gateway accepts them within a moment of
     // each other: at one token per second, none comes back in between.
     let mut tcps = Vec::new();
@@ -147,6 +154,9 @@ async fn past_the_connect_burst_an_address_is_refused_before_tls_and_others_are_
     );
     let mut ws = connect_from(gw.addr, THERE).await;
     login(&mut ws, "1000@acme.test", PASSWORD, 1).await;
+    bystander
+        .finish("past_the_connect_burst_an_address_is_refused_before_tls_and_others_are_not")
+        .await;
 }
 
 #[tokio::test]
@@ -219,6 +229,8 @@ async fn silent_client_hellos_from_one_address_cannot_hold_every_handshake_turn(
         })
         .start()
         .await;
+    let bystander = Bystander::start(&gw, "1999@acme.test").await;
+    bystander.attack_begins();
     // As many silent ClientHellos as there are turns, all from one address: they would
     // hold every turn for 10 s, but the address gets only its share.
     let mut silent = Vec::new();
@@ -233,4 +245,7 @@ async fn silent_client_hellos_from_one_address_cannot_hold_every_handshake_turn(
     // the silent handshakes' 10 s timeout would free a turn.
     let honest = admitted(gw.addr, THERE).await;
     drop((honest, silent));
+    bystander
+        .finish("silent_client_hellos_from_one_address_cannot_hold_every_handshake_turn")
+        .await;
 }

@@ -1,18 +1,18 @@
 //! Hostile browsers against the login path (issue 8 §1–2): every pre-login bound closes
 //! with its code, and no login FreeSWITCH would read reaches a node of another
 //! partition, however it is written. Each test keeps an honest session going on the
-//! same gateway and checks it still works afterwards.
+//! same gateway, busy from another address throughout (its round trips are printed).
 
 mod common;
 
 use common::*;
 use serde_json::json;
 
-/// An honest session on `acme`, to be checked with [`still_works`].
-async fn honest(gw: &TestGateway) -> Client {
-    let mut ws = gw.client().await;
-    assert_eq!(login_ready(&mut ws, "1999@acme.test", 1).await, "fsa");
-    ws
+/// An honest session on `acme` from another address, busy throughout the attack.
+async fn honest(gw: &TestGateway) -> Bystander {
+    let bystander = Bystander::start(gw, "1999@acme.test").await;
+    bystander.attack_begins();
+    bystander
 }
 
 async fn still_works(ws: &mut Client) {
@@ -24,7 +24,7 @@ async fn still_works(ws: &mut Client) {
 #[tokio::test]
 async fn logins_for_another_partition_never_reach_the_node_however_written() {
     let gw = two_partitions().await;
-    let mut bystander = honest(&gw).await;
+    let bystander = honest(&gw).await;
     // Each is what FreeSWITCH reads as a login for 1000@acme.test (or, unreadable, might).
     let forged = [
         r#"{"jsonrpc":"2.0","method":"\u006cogin","params":{"login":"1000@acme.test","passwd":"pw"},"id":10}"#,
@@ -57,13 +57,15 @@ async fn logins_for_another_partition_never_reach_the_node_however_written() {
     assert_eq!(gw.node("fsb").stats().logins_ok, 2);
     assert_eq!(gw.node("fsa").stats().logins_ok, 1, "only the bystander");
     still_works(&mut ws).await;
-    still_works(&mut bystander).await;
+    bystander
+        .finish("logins_for_another_partition_never_reach_the_node_however_written")
+        .await;
 }
 
 #[tokio::test]
 async fn pre_login_bounds_close_with_their_codes() {
     let gw = two_partitions().await;
-    let mut bystander = honest(&gw).await;
+    let bystander = honest(&gw).await;
     let ping = r#"{"jsonrpc":"2.0","method":"echo","params":{},"id":1}"#.to_owned();
     let big_batch = format!("[{}]", vec!["1"; 200_000].join(","));
     let batch_17 = format!("[{}]", vec![ping.as_str(); 17].join(","));
@@ -95,13 +97,15 @@ async fn pre_login_bounds_close_with_their_codes() {
         0,
         "no node was contacted"
     );
-    still_works(&mut bystander).await;
+    bystander
+        .finish("pre_login_bounds_close_with_their_codes")
+        .await;
 }
 
 #[tokio::test]
 async fn alternating_partitions_open_at_most_four_node_connections() {
     let gw = two_partitions().await;
-    let mut bystander = honest(&gw).await;
+    let bystander = honest(&gw).await;
     let mut ws = gw.client().await;
     let users = ["1000@acme.test", "1500@beta.test"];
     for id in 1..=4u64 {
@@ -116,7 +120,9 @@ async fn alternating_partitions_open_at_most_four_node_connections() {
     let opened = gw.node("fsa").stats().tcp_accepted + gw.node("fsb").stats().tcp_accepted;
     // The bystander's connection, and four routes.
     assert_eq!(opened, 5, "{:?}", gw.all_stats());
-    still_works(&mut bystander).await;
+    bystander
+        .finish("alternating_partitions_open_at_most_four_node_connections")
+        .await;
 }
 
 #[tokio::test]
@@ -135,11 +141,7 @@ async fn password_guessing_cools_down_the_address_and_the_login() {
         .start()
         .await;
     let other: std::net::IpAddr = [127, 0, 0, 2].into();
-    let mut bystander = connect_from(gw.addr, other).await;
-    assert_eq!(
-        login_ready(&mut bystander, "1999@acme.test", 1).await,
-        "fsa"
-    );
+    let bystander = honest(&gw).await;
 
     let mut guesser = gw.client().await;
     for id in 1..=3u64 {
@@ -180,5 +182,7 @@ async fn password_guessing_cools_down_the_address_and_the_login() {
     // Another user from another address logs in, and the bystander carries on.
     let mut fresh = connect_from(gw.addr, other).await;
     assert_eq!(login_ready(&mut fresh, "1500@acme.test", 1).await, "fsa");
-    still_works(&mut bystander).await;
+    bystander
+        .finish("password_guessing_cools_down_the_address_and_the_login")
+        .await;
 }

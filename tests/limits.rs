@@ -141,18 +141,25 @@ async fn failed_attempts_do_not_restart_the_login_clock() {
 
 #[tokio::test]
 async fn an_oversize_message_before_login_closes_with_1009() {
-    let gw = start(&one_node_map(), &["fs1"]).await;
+    let gw = start(&one_node_map_and_calm(), &["fs1", "calm"]).await;
+    let bystander = Bystander::start(&gw, CALM_USER).await;
+    bystander.attack_begins();
     let mut ws = gw.client().await;
     send_text(&mut ws, &"x".repeat(MAX_MESSAGE + 1)).await;
     assert_eq!(recv_close(&mut ws).await, Some(1009));
-    gw.assert_no_node_contacted();
+    assert_eq!(gw.node("fs1").stats().tcp_accepted, 0, "no node contacted");
+    bystander
+        .finish("an_oversize_message_before_login_closes_with_1009")
+        .await;
 }
 
 #[tokio::test]
 async fn an_oversize_message_after_login_closes_with_1009_and_never_reaches_the_node() {
-    let gw = start(&one_node_map(), &["fs1"]).await;
+    let gw = start(&one_node_map_and_calm(), &["fs1", "calm"]).await;
+    let bystander = Bystander::start(&gw, CALM_USER).await;
     let mut ws = gw.client().await;
     login_ready(&mut ws, "1000@acme.test", 1).await;
+    bystander.attack_begins();
     send_text(&mut ws, &echo_of_size(MAX_MESSAGE + 1, 9)).await;
     assert_eq!(recv_close(&mut ws).await, Some(1009));
     let stats = gw.node("fs1").stats();
@@ -164,6 +171,9 @@ async fn an_oversize_message_after_login_closes_with_1009_and_never_reaches_the_
             .all(|m| m.len() < MAX_MESSAGE),
         "oversize relayed"
     );
+    bystander
+        .finish("an_oversize_message_after_login_closes_with_1009_and_never_reaches_the_node")
+        .await;
 }
 
 /// An `echo` request of exactly `size` bytes.
@@ -178,9 +188,11 @@ fn echo_of_size(size: usize, id: u64) -> String {
 
 #[tokio::test]
 async fn a_999_999_byte_message_reaches_the_node_intact_and_its_1mb_echo_comes_back() {
-    let gw = start(&one_node_map(), &["fs1"]).await;
+    let gw = start(&one_node_map_and_calm(), &["fs1", "calm"]).await;
+    let bystander = Bystander::start(&gw, CALM_USER).await;
     let mut ws = gw.client().await;
     login_ready(&mut ws, "1000@acme.test", 1).await;
+    bystander.attack_begins();
     let text = echo_of_size(MAX_MESSAGE, 9);
     send_text(&mut ws, &text).await;
     let reply = recv_text(&mut ws).await;
@@ -200,6 +212,9 @@ async fn a_999_999_byte_message_reaches_the_node_intact_and_its_1mb_echo_comes_b
         gw.node("fs1").received().contains(&text),
         "the node got the exact message"
     );
+    bystander
+        .finish("a_999_999_byte_message_reaches_the_node_intact_and_its_1mb_echo_comes_back")
+        .await;
 }
 
 #[tokio::test]

@@ -11,10 +11,12 @@ use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// One partition on one node, with the given tweak to `[limits]`.
+/// `acme` on `fs1` (the tests' browsers) and `calm` on its own node (a bystander), with
+/// the given tweak to `[limits]`.
 async fn gateway(tweak: impl FnOnce(&mut vertogw::config::Limits) + 'static) -> TestGateway {
-    Setup::new(&one_node_map())
+    Setup::new(&one_node_map_and_calm())
         .node(sim("fs1"))
+        .node(sim("calm"))
         .tweak(|c| tweak(&mut c.limits))
         .start()
         .await
@@ -71,13 +73,18 @@ async fn an_idle_browser_that_answers_pings_keeps_its_session() {
 #[tokio::test]
 async fn a_browser_that_never_answers_is_closed_1011_and_the_node_gets_1001() {
     let gw = gateway(|l| l.browser_ping = Duration::from_millis(100)).await;
+    let bystander = Bystander::start(&gw, CALM_USER).await;
     let mut ws = gw.client().await;
     login_ready(&mut ws, "1000@acme.test", 1).await;
+    bystander.attack_begins();
     let open = gw.node("fs1").stats().open_sockets;
     // Not reading means not answering: tungstenite sends its pong only when we read.
     let codes = node_sockets_closed(&gw, open).await;
     assert_eq!(codes.last(), Some(&1001), "{codes:?}");
     assert_eq!(close_code_after_any_frames(&mut ws).await, Some(1011));
+    bystander
+        .finish("a_browser_that_never_answers_is_closed_1011_and_the_node_gets_1001")
+        .await;
 }
 
 #[tokio::test]
@@ -87,8 +94,10 @@ async fn a_browser_that_stops_reading_is_closed_after_the_stall_timeout() {
         l.browser_ping = Duration::from_secs(3600);
     })
     .await;
+    let bystander = Bystander::start(&gw, CALM_USER).await;
     let mut ws = gw.client().await;
     login_ready(&mut ws, "1000@acme.test", 1).await;
+    bystander.attack_begins();
     let open = gw.node("fs1").stats().open_sockets;
     // The node talks, the browser never reads: once the socket buffers are full the
     // gateway cannot write, and after the stall timeout it gives up on the browser.
@@ -117,4 +126,7 @@ async fn a_browser_that_stops_reading_is_closed_after_the_stall_timeout() {
     let codes = node_sockets_closed(&gw, open).await;
     assert_eq!(codes.last(), Some(&1001), "{codes:?}");
     assert_eq!(close_code_after_any_frames(&mut ws).await, Some(1011));
+    bystander
+        .finish("a_browser_that_stops_reading_is_closed_after_the_stall_timeout")
+        .await;
 }

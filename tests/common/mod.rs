@@ -34,6 +34,10 @@ use vertogw::proxy::{serve, Gateway};
 use vertogw_net::tls;
 use vertogw_sim::{SimConfig, SimNode, SimStats, SimUsers};
 
+mod bystander;
+#[allow(unused_imports)]
+pub use bystander::Bystander;
+
 /// The bound on every single wait of a test (one frame, one node event).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -292,6 +296,20 @@ pub fn one_node_map() -> String {
         partition("acme", &["fs1"], r#"["acme.test"]"#, None)
     )
 }
+
+/// [`one_node_map`] plus the partition `calm` (`calm.test`) on its own node `calm`, for
+/// a [`Bystander`] whose traffic must not show in `fs1`'s figures.
+pub fn one_node_map_and_calm() -> String {
+    format!(
+        "{}{}{}",
+        node_tables(&["fs1", "calm"]),
+        partition("acme", &["fs1"], r#"["acme.test"]"#, None),
+        partition("calm", &["calm"], r#"["calm.test"]"#, None)
+    )
+}
+
+/// The bystander's login on the `calm` partition of [`one_node_map_and_calm`].
+pub const CALM_USER: &str = "1999@calm.test";
 
 /// The browser's WebSocket.
 pub type Client = WebSocketStream<TlsStream<TcpStream>>;
