@@ -96,10 +96,18 @@ impl OriginPattern {
                 let Ok((host, their_port)) = split_port(rest) else {
                     return false;
                 };
+                // The labels before the suffix: host characters only, so nothing that
+                // is not a host (a path, user info) can make up a match.
+                let label = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
                 their_port == port
                     && host
                         .strip_suffix(suffix.as_str())
-                        .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+                        .and_then(|head| head.strip_suffix('.'))
+                        .is_some_and(|labels| {
+                            !labels.is_empty()
+                                && !labels.starts_with('.')
+                                && labels.chars().all(label)
+                        })
             }
         }
     }
@@ -177,6 +185,17 @@ mod tests {
         assert!(allows("https://*.example.com", "https://b.a.example.com"));
         assert!(!allows("https://*.example.com", "https://example.com"));
         assert!(!allows("https://*.example.com", "https://evilexample.com"));
+        // Not a host before the suffix: a path or user info cannot make up a match.
+        assert!(!allows(
+            "https://*.example.com",
+            "https://evil.test/.example.com"
+        ));
+        assert!(!allows(
+            "https://*.example.com",
+            "https://evil.test@x.example.com"
+        ));
+        assert!(!allows("https://*.example.com", "https://..example.com"));
+        assert!(allows("https://*.example.com", "https://a.b.example.com"));
         assert!(!allows(
             "https://*.example.com",
             "https://a.example.com:8443"
