@@ -14,12 +14,13 @@ use vertogw::fuzzing;
 /// A fuzz target's entry point.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("login_reader", fuzzing::login_reader),
     ("prelogin", fuzzing::prelogin),
     ("map_parser", fuzzing::map_parser),
     ("upgrade_request", fuzzing::upgrade_request),
     ("ws_frames", fuzzing::ws_frames),
+    ("proxy_header", fuzzing::proxy_header),
 ];
 
 /// Prefix of a regression input whose finding is still open.

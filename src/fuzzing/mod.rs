@@ -7,17 +7,19 @@
 
 mod json;
 mod prelogin;
+mod proxy_header;
 mod websocket;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, DomainPattern, ExtensionRule};
+use crate::config::{Config, DomainPattern, ExtensionRule, OriginPattern};
 use crate::routing::Router;
 use crate::verto::cjson::{self, Document, Request};
 use crate::verto::{classify_pre_login, inspect_forwarded, Forwarded, PreLogin};
 
 pub use prelogin::prelogin;
+pub use proxy_header::proxy_header;
 pub use websocket::ws_frames;
 
 /// The login reader (`verto::cjson`) and the relay's login check (`inspect_forwarded`).
@@ -200,10 +202,14 @@ const MAX_HEADERS: usize = 100;
 /// Properties: no panic; an accepted upgrade is a GET with `Sec-WebSocket-Version: 13`,
 /// its accept key is 28 base64 characters, the chosen subprotocol is one non-empty
 /// token of the offer, and the `101` answer carries both; every refusal has an answer.
+/// The `Origin` check (`proxy::upgrade::check_origin`, against an exact origin and a
+/// `*.` pattern) admits a request without `Origin` and otherwise only an origin that is
+/// exactly the listed one or `https://` + host labels + the pattern's suffix.
 pub fn upgrade_request(data: &[u8]) {
     let Some(req) = http_request(data) else {
         return;
     };
+    origin_check(&req);
     let accepted = match crate::proxy::inspect_upgrade(&req) {
         Ok(accepted) => accepted,
         Err(refusal) => {
@@ -239,6 +245,43 @@ pub fn upgrade_request(data: &[u8]) {
         header(http::header::SEC_WEBSOCKET_PROTOCOL),
         accepted.protocol.as_deref(),
         "the chosen subprotocol is not answered"
+    );
+}
+
+/// The origins [`origin_check`] allows.
+const ORIGINS: [&str; 2] = ["https://app.example.com", "https://*.example.org"];
+
+fn origin_check(req: &http::Request<()>) {
+    let patterns: Vec<OriginPattern> = ORIGINS
+        .iter()
+        .filter_map(|p| OriginPattern::parse(p).ok())
+        .collect();
+    assert_eq!(patterns.len(), ORIGINS.len(), "the fixed patterns parse");
+    let allowed = crate::proxy::check_origin(req, Some(&patterns)).is_ok();
+    let Some(origin) = req.headers().get(http::header::ORIGIN) else {
+        assert!(allowed, "a request without Origin is refused");
+        return;
+    };
+    if !allowed {
+        return;
+    }
+    let origin = origin
+        .to_str()
+        .map(|o| o.trim().to_ascii_lowercase())
+        .unwrap_or_else(|_| panic!("a non-text Origin {origin:?} is allowed"));
+    let subdomain = origin
+        .strip_prefix("https://")
+        .and_then(|rest| rest.strip_suffix(".example.org"))
+        .is_some_and(|labels| {
+            !labels.is_empty()
+                && !labels.starts_with('.')
+                && labels
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        });
+    assert!(
+        origin == ORIGINS[0] || subdomain,
+        "Origin {origin:?} is allowed"
     );
 }
 

@@ -11,7 +11,7 @@ mod listener;
 mod per_ip;
 mod plain_http;
 mod policy;
-mod proxy_header;
+pub(crate) mod proxy_header;
 mod relay;
 mod session;
 mod shards;
@@ -32,7 +32,9 @@ pub use capacity::session_capacity;
 pub use listener::serve;
 pub use shards::{bind, bind_one, serve_sharded};
 // For `crate::fuzzing` only: the upgrade check stays private to the crate.
-pub(crate) use upgrade::{inspect as inspect_upgrade, switching as upgrade_switching};
+pub(crate) use upgrade::{
+    check_origin, inspect as inspect_upgrade, switching as upgrade_switching,
+};
 
 use crate::config::Config;
 use crate::routing::Router;

@@ -95,7 +95,7 @@ impl HeaderError {
 
 /// How much of a header the bytes so far hold.
 #[derive(Debug, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     /// The header is the first this many bytes.
     Complete(usize),
     /// All the bytes so far are header, and more are needed.
@@ -114,7 +114,7 @@ impl ProxyVersion {
 /// Where the header of `version` ends in `bytes`, the first bytes of a connection.
 /// Decides from the first byte that cannot start such a header, so a connection
 /// without one is refused as soon as its first bytes arrive.
-fn frame(version: ProxyVersion, bytes: &[u8]) -> Result<Framing, HeaderError> {
+pub(crate) fn frame(version: ProxyVersion, bytes: &[u8]) -> Result<Framing, HeaderError> {
     let starts = |prefix: &[u8]| {
         let n = bytes.len().min(prefix.len());
         bytes[..n] == prefix[..n]
@@ -152,7 +152,7 @@ fn frame(version: ProxyVersion, bytes: &[u8]) -> Result<Framing, HeaderError> {
 }
 
 /// Parses one whole header, exactly its bytes.
-fn parse(version: ProxyVersion, header: &[u8]) -> Result<Source, HeaderError> {
+pub(crate) fn parse(version: ProxyVersion, header: &[u8]) -> Result<Source, HeaderError> {
     let malformed = |e: &dyn std::fmt::Display| HeaderError::Malformed(e.to_string());
     match version {
         ProxyVersion::V1 => {

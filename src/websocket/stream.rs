@@ -99,7 +99,7 @@ where
         }
         // What is owed (a pong, a close reply) goes out as soon as the socket takes it;
         // a write that has to wait does not hold up reading.
-        if let Poll::Ready(Err(e)) = self.poll_send_queued(cx) {
+        if let Poll::Ready(Err(e)) = self.poll_flush_owed(cx) {
             self.read_done = true;
             return Poll::Ready(Some(Err(e)));
         }
@@ -171,7 +171,7 @@ where
             _ => return msg,
         }
         // A failed write shows on the next read or write.
-        let _ = self.poll_send_queued(cx);
+        let _ = self.poll_flush_owed(cx);
         msg
     }
 
@@ -225,6 +225,15 @@ where
         self.wbuf = Vec::new();
         self.written = 0;
         Poll::Ready(Ok(()))
+    }
+
+    /// Writes and flushes what is queued, if anything (a TLS stream may hold written
+    /// records until flushed, and nobody else flushes a pong).
+    fn poll_flush_owed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.pong.is_none() && self.wbuf.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_flush_all(cx)
     }
 
     fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
