@@ -8,7 +8,7 @@
 # with the load generator `vertogw-bench`, for the scenarios of docs/performance.md.
 #
 # Usage: bench/run.sh [--quick] [--targets direct,vertogw,haproxy,nginx]
-#                     [--scenarios steady,throughput,idle,storm] [--reps N]
+#                     [--scenarios steady,throughput,idle,storm,large] [--reps N]
 #                     [--out DIR] [--no-publish] [--check] [--dry-run]
 #
 # Every process is started here, in the foreground, on 127.0.0.1 only, with private
@@ -26,7 +26,10 @@ usage() {
 Options:
   --quick          1 repetition, shorter runs, smaller counts (a smoke run, ~3 min)
   --targets LIST   comma-separated subset of direct,vertogw,haproxy,nginx
-  --scenarios LIST comma-separated subset of steady,throughput,idle,storm
+  --scenarios LIST comma-separated subset of steady,throughput,idle,storm,large
+                   (large: every session relays one 999,999-byte echo each way, 16 at
+                   a time, then idles; reports the proxy memory each session still
+                   holds afterwards, next to what an idle session costs)
   --reps N         repetitions (default 3, --quick 1); the summary shows medians
   --out DIR        where raw JSON and logs go (default: bench/results/<stamp>/ for a
                    full run, bench/results/<stamp>-quick/ for --quick)
@@ -50,7 +53,7 @@ EOF
 # ---------------------------------------------------------------- options
 QUICK=0 CHECK=0 DRY=0 PUBLISH=1 REPS="" OUT=""
 TARGETS="direct,vertogw,haproxy,nginx"
-SCENARIOS="steady,throughput,idle,storm"
+SCENARIOS="steady,throughput,idle,storm,large"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -70,7 +73,7 @@ for t in ${TARGETS//,/ }; do
   case "$t" in direct|vertogw|haproxy|nginx) ;; *) echo "error: unknown target $t" >&2; exit 2 ;; esac
 done
 for s in ${SCENARIOS//,/ }; do
-  case "$s" in steady|throughput|idle|storm) ;; *) echo "error: unknown scenario $s" >&2; exit 2 ;; esac
+  case "$s" in steady|throughput|idle|storm|large) ;; *) echo "error: unknown scenario $s" >&2; exit 2 ;; esac
 done
 if [ -n "$REPS" ] && ! [[ "$REPS" =~ ^[1-9][0-9]?$ ]]; then
   echo "error: --reps must be 1-99" >&2; exit 2
@@ -84,13 +87,17 @@ if [ "$QUICK" = 1 ]; then
   TP_SESSIONS=16       TP_S=4
   IDLE_COUNTS="200 1000" IDLE_HOLD_S=2
   STORM_SESSIONS=500   BG_SESSIONS=200 BG_RATE=10
+  LARGE_SESSIONS=100   LARGE_HOLD_S=2
 else
   REPS=${REPS:-3}
   STEADY_SESSIONS=1000 STEADY_RATE=10 STEADY_S=15
   TP_SESSIONS=64       TP_S=10
   IDLE_COUNTS="2000 9000" IDLE_HOLD_S=5
   STORM_SESSIONS=5000  BG_SESSIONS=1000 BG_RATE=10
+  LARGE_SESSIONS=1000  LARGE_HOLD_S=10
 fi
+# large: the generator's defaults: 999,999-byte requests (the message limit of mod_verto
+# and of vertogw's browser side), at most 16 of them in flight at once.
 PAYLOAD=200
 DOMAIN=bench.test
 MAX_MINUTES=${BENCH_MAX_MINUTES:-30}
@@ -368,6 +375,7 @@ for s in ${SCENARIOS//,/ }; do
     idle) for n in $IDLE_COUNTS; do RUNS+=("idle-$n|$((IDLE_HOLD_S + 120))|--mode idle --sessions $n --hold $IDLE_HOLD_S"); done ;;
     storm) RUNS+=("storm|120|--mode storm --sessions $STORM_SESSIONS")
            RUNS+=("storm-load|150|--mode storm --sessions $STORM_SESSIONS --background-sessions $BG_SESSIONS --background-rate $BG_RATE --payload $PAYLOAD") ;;
+    large) RUNS+=("large|$((LARGE_HOLD_S + 240))|--mode large --sessions $LARGE_SESSIONS --hold $LARGE_HOLD_S") ;;
   esac
 done
 
@@ -471,7 +479,7 @@ make_configs
   echo "haproxy=$("$HAPROXY" -v 2>/dev/null | head -n1 | cut -d' ' -f3 || true)"
   echo "nginx=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||' || true)"
   echo "openssl=$(openssl version)"
-  echo "params=steady ${STEADY_SESSIONS}x${STEADY_RATE}/s ${STEADY_S}s; throughput ${TP_SESSIONS} ${TP_S}s; idle ${IDLE_COUNTS// /,} hold ${IDLE_HOLD_S}s; storm ${STORM_SESSIONS}; storm-load ${BG_SESSIONS}x${BG_RATE}/s + ${STORM_SESSIONS}; payload ${PAYLOAD} B"
+  echo "params=steady ${STEADY_SESSIONS}x${STEADY_RATE}/s ${STEADY_S}s; throughput ${TP_SESSIONS} ${TP_S}s; idle ${IDLE_COUNTS// /,} hold ${IDLE_HOLD_S}s; storm ${STORM_SESSIONS}; storm-load ${BG_SESSIONS}x${BG_RATE}/s + ${STORM_SESSIONS}; payload ${PAYLOAD} B; large ${LARGE_SESSIONS} x 999,999 B each way, hold ${LARGE_HOLD_S}s"
   echo "command=bench/run.sh $([ "$QUICK" = 1 ] && echo --quick) --targets $(IFS=,; echo "${SELECTED[*]}") --scenarios $SCENARIOS --reps $REPS"
 } >"$RAW/env.txt"
 

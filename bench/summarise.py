@@ -103,6 +103,7 @@ def proc_totals(result, pids, sessions):
         "rss_end": total("rss_kib_end"),
         "hwm": total("hwm_kib"),
         "rss_per_session": total("rss_kib_per_session"),
+        "rss_retained_per_session": total("rss_kib_retained_per_session"),
     }
     per_cpu = [g.get("msgs_per_cpu_s") for g in group]
     if per_cpu and all(isinstance(v, (int, float)) and v > 0 for v in per_cpu):
@@ -341,6 +342,12 @@ SECTIONS = [
         ("background RTT p50 ms", "bg_p50_ms", 2), ("background RTT p99 ms", "bg_p99_ms", 2),
         ("storm: time to last login ms", "last_login_ms", 0), ("errors", "errors", 0),
         ("listen overflows", "listen_overflows", 0)]),
+    ("large", "Large messages: memory once idle again after one 999,999-byte echo each way per session", [
+        ("sessions", "sessions", 0), ("proxy RSS all logged in MiB", "proxy_rss_after_mib", 1),
+        ("proxy peak RSS MiB", "proxy_rss_hwm_mib", 1), ("proxy RSS after hold MiB", "proxy_rss_end_mib", 1),
+        ("KiB per idle session", "proxy_rss_per_session", 1),
+        ("KiB retained per session", "proxy_rss_retained_per_session", 1),
+        ("large RTT p99 ms", "p99_ms", 1), ("errors", "errors", 0)]),
 ]
 
 
@@ -432,8 +439,10 @@ def one_line(result, meta):
         parts.append(f"bg p99 {m['bg_p99_ms']:.2f} ms")
     if m.get("proxy_cpu_pct") is not None:
         parts.append(f"proxy cpu {m['proxy_cpu_pct']:.0f}%")
-    if m.get("proxy_rss_per_session") is not None and result.get("mode") in ("idle", "storm"):
+    if m.get("proxy_rss_per_session") is not None and result.get("mode") in ("idle", "storm", "large"):
         parts.append(f"{m['proxy_rss_per_session']:.1f} KiB/session")
+    if m.get("proxy_rss_retained_per_session") is not None:
+        parts.append(f"{m['proxy_rss_retained_per_session']:.1f} KiB/session retained after large messages")
     errors = result.get("errors")
     detail = ""
     if isinstance(errors, dict) and m["errors"]:

@@ -9,21 +9,26 @@
 //! server requests (`method`) are skipped and `verto.ping` is acknowledged.
 //!
 //! Modes: `steady` (open loop, `rate` requests/s per session, phases spread over one
-//! period), `throughput` (closed loop), `idle` (log in, hold, close) and `storm` (all
-//! sessions at once, optionally over steady background sessions).
+//! period), `throughput` (closed loop), `idle` (log in, hold, close), `storm` (all
+//! sessions at once, optionally over steady background sessions) and `large` (log in,
+//! one echo of `large_bytes` (default 999,999, the largest message mod_verto and the
+//! gateway accept by default) per session, at most `large_in_flight` sessions at a
+//! time, then hold idle: does the target's memory return to its idle size?).
 //!
 //! # JSON report (`--json`), one object, stable keys
-//! - `mode`, `url`, `sessions` (requested), `logged_in`, `payload_bytes`,
-//!   `rate_per_session` (steady; null otherwise).
+//! - `mode`, `url`, `sessions` (requested), `logged_in`, `payload_bytes` (the bytes of
+//!   `pad` in each request; large: in the large request), `rate_per_session` (steady;
+//!   null otherwise).
 //! - `errors`: `{connect, tls, upgrade, login_rejected, timeout, closed, rpc_error}`;
 //!   each counts sessions that failed that way, except `rpc_error`, which counts
 //!   error replies to `echo`.
 //! - `duration_s`: the measured window (load window; idle: the hold; storm: first
-//!   connect → last login).
+//!   connect → last login; large: first large request → last large reply).
 //! - `requests`, `replies`, `replies_per_s` (= replies / `duration_s`).
 //! - `rtt_us`: `{count, p50, p90, p99, p999, max}` in µs, or null. Steady: from the
 //!   intended send time (lateness beyond the timer's 2 ms resolution is charged, so a
-//!   stalled generator or target cannot hide latency); throughput: send → reply.
+//!   stalled generator or target cannot hide latency); throughput and large: send →
+//!   reply (large: of the large messages, queueing for a slot not counted).
 //! - `service_rtt_us`: steady only, actual send → reply.
 //! - `login_ms`: `{p50, p99, max}` (connect start → login accepted), or null.
 //! - `time_to_last_login_ms`: first connect → last successful login.
@@ -31,9 +36,18 @@
 //!   during the storm window, from intended send time), `background_service_rtt_us`
 //!   (the same from actual send time: the difference is the generator's own lateness).
 //! - `watch`: one entry per `--watch-pid`: `{pid, cpu_s, cpu_pct, rss_kib_before,
-//!   rss_kib_after, rss_kib_end, hwm_kib, rss_kib_per_session, msgs_per_cpu_s}` over the
-//!   measured phase (idle: before connecting → all logged in; `rss_kib_end` at the end
-//!   of the hold). `rss_kib_per_session` divides by `logged_in`.
+//!   rss_kib_after, rss_kib_end, hwm_kib, rss_kib_per_session,
+//!   rss_kib_retained_per_session, msgs_per_cpu_s}` over the measured phase (idle and
+//!   large: before connecting → all logged in; `rss_kib_end` at the end of the hold,
+//!   which in large mode follows the last large reply). `rss_kib_per_session`
+//!   = (`rss_kib_after` − `rss_kib_before`) / `logged_in`: what a logged-in idle session
+//!   costs. `rss_kib_retained_per_session` (large only; null otherwise)
+//!   = (`rss_kib_end` − `rss_kib_after`) / `logged_in`: what each session still holds
+//!   once it is idle again after its large message each way (≈ 0 when the target gives
+//!   the buffers back). `hwm_kib` is the peak over the whole run, large messages included.
+//! - `large_request_bytes`: large: the size of each large request's text (null
+//!   otherwise); `large_reply_bytes_min`: large: the smallest successful large reply,
+//!   bytes (null when none arrived), so the message was large both ways.
 //! - `nofile_limit`: the bench's own open-file limit after raising it.
 //! - `tls_resumed`: storm with `--resume`: the storm's TLS handshakes that resumed a
 //!   session (null without `--resume`).
@@ -45,6 +59,7 @@ use serde::Serialize;
 
 mod connect;
 mod hist;
+mod large;
 mod modes;
 mod procfs;
 mod report;
@@ -57,6 +72,7 @@ mod tests;
 
 pub use connect::Trust;
 pub use hist::{LoginSummary, RttSummary, MAX_RECORDED_US};
+pub use large::LARGE_REPLY_TIMEOUT;
 pub use modes::run;
 pub use procfs::WatchReport;
 pub use report::Report;
@@ -64,6 +80,17 @@ pub use session::{CLOSE_TIMEOUT, DRAIN_TIMEOUT, MAX_OUTSTANDING, TIMER_RESOLUTIO
 
 /// Largest `pad` an echo request may carry (the node refuses messages of 1,000,000 bytes).
 pub const MAX_PAYLOAD_BYTES: usize = 900_000;
+
+/// Largest large-mode request, and its default size: mod_verto refuses messages of
+/// 1,000,000 bytes, and the gateway's default browser message limit is the same 999,999.
+pub const MAX_LARGE_BYTES: usize = 999_999;
+
+/// Default of `large_in_flight`: sessions with a large message in flight at once.
+pub const DEFAULT_LARGE_IN_FLIGHT: usize = 16;
+
+/// Most sessions that may have a large message in flight at once (each costs the bench
+/// about two messages of memory while it does).
+pub const MAX_LARGE_IN_FLIGHT: usize = 1024;
 
 /// Most sessions one run may open.
 pub const MAX_SESSIONS: usize = 100_000;
@@ -174,9 +201,20 @@ pub enum Mode {
     Idle,
     /// All sessions at once: login latency (optionally over background load).
     Storm,
+    /// One large message each way per session, then idle: memory retained afterwards.
+    Large,
 }
 
 impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 5] = [
+        Mode::Steady,
+        Mode::Throughput,
+        Mode::Idle,
+        Mode::Storm,
+        Mode::Large,
+    ];
+
     /// The mode's name on the command line and in the report.
     pub fn name(self) -> &'static str {
         match self {
@@ -184,6 +222,7 @@ impl Mode {
             Mode::Throughput => "throughput",
             Mode::Idle => "idle",
             Mode::Storm => "storm",
+            Mode::Large => "large",
         }
     }
 }
@@ -198,10 +237,10 @@ impl std::str::FromStr for Mode {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Mode, String> {
-        [Mode::Steady, Mode::Throughput, Mode::Idle, Mode::Storm]
+        Mode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown mode {s:?}: steady, throughput, idle or storm"))
+            .ok_or_else(|| format!("unknown mode {s:?}: steady, throughput, idle, storm or large"))
     }
 }
 
@@ -223,10 +262,14 @@ pub struct BenchConfig {
     pub rate: f64,
     /// Load window, seconds (steady, throughput).
     pub duration_s: f64,
-    /// Hold time, seconds (idle).
+    /// Hold time, seconds (idle; large: after the last large reply).
     pub hold_s: f64,
-    /// Bytes of `x` in each echo request's `pad`.
+    /// Bytes of `x` in each echo request's `pad` (not large: see `large_bytes`).
     pub payload: usize,
+    /// Large: bytes of each large echo request's whole JSON text (its `pad` fills it).
+    pub large_bytes: usize,
+    /// Large: sessions with a large message in flight at once.
+    pub large_in_flight: usize,
     /// Domain of every login.
     pub domain: String,
     /// First user number.
@@ -276,6 +319,17 @@ impl BenchConfig {
         }
         if self.payload > MAX_PAYLOAD_BYTES {
             return bad(format!("--payload must be <= {MAX_PAYLOAD_BYTES} bytes"));
+        }
+        let smallest = large::smallest_request();
+        if !(smallest..=MAX_LARGE_BYTES).contains(&self.large_bytes) {
+            return bad(format!(
+                "--large-bytes must be {smallest}..={MAX_LARGE_BYTES} (the whole request)"
+            ));
+        }
+        if !(1..=MAX_LARGE_IN_FLIGHT).contains(&self.large_in_flight) {
+            return bad(format!(
+                "--large-in-flight must be 1..={MAX_LARGE_IN_FLIGHT}"
+            ));
         }
         if self.connect_concurrency == 0 {
             return bad("--connect-concurrency must be at least 1".into());

@@ -12,11 +12,24 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use vertogw_bench::{BenchConfig, Mode, Report, Trust};
+use vertogw_bench::{BenchConfig, Mode, Report, Trust, DEFAULT_LARGE_IN_FLIGHT, MAX_LARGE_BYTES};
+
+/// `--payload` when not given.
+const DEFAULT_PAYLOAD: usize = 200;
+
+/// What `--help` says about the large mode's memory figures.
+const LARGE_HELP: &str = "\
+Mode large: log every session in, sample the RSS of each --watch-pid (after), send one \
+echo request of --large-bytes per session (at most --large-in-flight at once; the reply \
+is larger still), hold idle --hold seconds after the last reply, sample again (end). In \
+the JSON report each watch[] entry then has rss_kib_per_session = (after - before) / \
+logged_in, what an idle session costs, and rss_kib_retained_per_session = (end - after) \
+/ logged_in, what a session still holds after relaying its large messages (null in \
+other modes; about 0 when the target gives the memory back).";
 
 /// Load-test a Verto endpoint (the vertogw gateway, another proxy, or a node) like many browsers.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = LARGE_HELP)]
 struct BenchArgs {
     /// Target: ws:// or wss:// URL (loopback only), e.g. wss://127.0.0.1:8443/.
     #[arg(long)]
@@ -30,7 +43,7 @@ struct BenchArgs {
     /// TLS server name to send and verify (default: the URL's host).
     #[arg(long)]
     sni: Option<String>,
-    /// steady | throughput | idle | storm.
+    /// steady | throughput | idle | storm | large.
     #[arg(long, default_value = "steady")]
     mode: Mode,
     /// Sessions (default 64 for throughput, else 100); storm: the storm's sessions.
@@ -42,12 +55,20 @@ struct BenchArgs {
     /// Load window, seconds (steady, throughput).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Idle hold, seconds (idle).
+    /// Idle hold, seconds (idle; large: after the last large reply).
     #[arg(long, default_value_t = 10.0)]
     hold: f64,
-    /// Bytes of padding in each echo request.
-    #[arg(long, default_value_t = 200)]
-    payload: usize,
+    /// Bytes of padding in each echo request [default: 200] (not large: see --large-bytes).
+    #[arg(long)]
+    payload: Option<usize>,
+    /// Large: bytes of each session's one large echo request, its whole JSON text
+    /// (the padding fills it up); the default is the 999,999-byte message limit of
+    /// mod_verto and of the gateway's browser side.
+    #[arg(long, default_value_t = MAX_LARGE_BYTES)]
+    large_bytes: usize,
+    /// Large: sessions with a large message in flight at once.
+    #[arg(long, default_value_t = DEFAULT_LARGE_IN_FLIGHT)]
+    large_in_flight: usize,
     /// Domain of every login.
     #[arg(long, default_value = "bench.test")]
     domain: String,
@@ -94,6 +115,12 @@ impl BenchArgs {
             }
             (None, false) => Trust::Insecure,
         };
+        if self.mode == Mode::Large && self.payload.is_some() {
+            anyhow::bail!(
+                "--payload does not apply to --mode large: --large-bytes sets the size of \
+                 the whole large request"
+            );
+        }
         let default_sessions = if self.mode == Mode::Throughput {
             64
         } else {
@@ -108,7 +135,9 @@ impl BenchArgs {
             rate: self.rate,
             duration_s: self.duration,
             hold_s: self.hold,
-            payload: self.payload,
+            payload: self.payload.unwrap_or(DEFAULT_PAYLOAD),
+            large_bytes: self.large_bytes,
+            large_in_flight: self.large_in_flight,
             domain: self.domain.clone(),
             user_start: self.user_start,
             password: self.password.clone(),

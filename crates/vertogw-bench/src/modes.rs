@@ -1,5 +1,5 @@
-//! The four modes as phases over session groups, with `--watch-pid` samples taken at
-//! the edges of each mode's measured phase.
+//! The modes as phases over session groups, with `--watch-pid` samples taken at the
+//! edges of each mode's measured phase (`large` has its own module).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::Target;
 use super::hist::{LoginSummary, Recorder, RttSummary};
+use super::large;
 use super::procfs::{self, ProcSample, WatchReport};
 use super::report::Report;
 use super::run::{Group, GroupSpec, Logins, Totals, Work};
@@ -23,7 +24,7 @@ const START_LEAD: Duration = Duration::from_millis(50);
 const STORM_WARMUP: Duration = Duration::from_secs(1);
 
 /// Slack on top of each bound when joining sessions.
-const JOIN_SLACK: Duration = Duration::from_secs(5);
+pub const JOIN_SLACK: Duration = Duration::from_secs(5);
 
 /// Runs the configured mode against the target and returns the report.
 pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
@@ -34,16 +35,13 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         false => 0..0,
     };
     let target = Target::new(&config.url, &config.trust, config.sni.as_deref(), resume).await?;
-    let mut request_prefix = br#"{"jsonrpc":"2.0","method":"echo","params":{"pad":""#.to_vec();
-    request_prefix.resize(request_prefix.len() + config.payload, b'x');
-    request_prefix.extend_from_slice(br#""},"id":"#);
     let proto = Arc::new(Proto {
         target,
         domain: config.domain.clone(),
         password: config.password.clone(),
         user_start: config.user_start,
         sessid_seed: sessid_seed(),
-        request_prefix: request_prefix.into(),
+        request_prefix: echo_prefix(config.payload).into(),
         login_timeout: Duration::from_millis(config.login_timeout_ms),
     });
     tracing::info!(mode = %config.mode, url = %config.url, sessions = config.sessions, "bench: starting");
@@ -51,7 +49,17 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         Mode::Steady | Mode::Throughput => load(config, &proto).await,
         Mode::Idle => idle(config, &proto).await,
         Mode::Storm => storm(config, &proto).await,
+        Mode::Large => large::large(config, &proto).await,
     })
+}
+
+/// The echo request up to its id, with `pad` bytes of padding:
+/// `{"jsonrpc":"2.0","method":"echo","params":{"pad":"xx…"},"id":`.
+pub fn echo_prefix(pad: usize) -> Vec<u8> {
+    let mut prefix = br#"{"jsonrpc":"2.0","method":"echo","params":{"pad":""#.to_vec();
+    prefix.resize(prefix.len() + pad, b'x');
+    prefix.extend_from_slice(br#""},"id":"#);
+    prefix
 }
 
 fn sessid_seed() -> u64 {
@@ -61,7 +69,8 @@ fn sessid_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-fn sink(service: bool) -> Sink {
+/// A fresh latency sink; `service` also records actual send → reply.
+pub fn sink(service: bool) -> Sink {
     Sink {
         rtt: Arc::new(Recorder::new()),
         service: service.then(|| Arc::new(Recorder::new())),
@@ -77,11 +86,13 @@ fn login_deadline(config: &BenchConfig, size: usize, concurrency: usize) -> Inst
     Instant::now() + per.saturating_mul(waves.saturating_add(1)) + JOIN_SLACK
 }
 
-fn finish_deadline(from: Instant) -> Instant {
+/// The latest a group's sessions can take to finish once their work ends at `from`.
+pub fn finish_deadline(from: Instant) -> Instant {
     from + DRAIN_TIMEOUT + CLOSE_TIMEOUT + JOIN_SLACK
 }
 
-fn spawn(
+/// Spawns `size` sessions from index `first` with `work`; the token ends the work early.
+pub fn spawn(
     proto: &Arc<Proto>,
     config: &BenchConfig,
     first: usize,
@@ -275,7 +286,7 @@ async fn background_group(
 }
 
 /// Waits (bounded) until all `config.sessions` of `group` have logged in, and says so.
-async fn log_in_all(group: &mut Group, config: &BenchConfig, began: Instant) -> Logins {
+pub async fn log_in_all(group: &mut Group, config: &BenchConfig, began: Instant) -> Logins {
     let deadline = login_deadline(config, config.sessions, config.connect_concurrency);
     let logins = group.logins(deadline).await;
     progress_logged_in(&logins, config.sessions, began);
@@ -292,7 +303,8 @@ fn progress_logged_in(logins: &Logins, of: usize, began: Instant) {
     );
 }
 
-fn base_report(
+/// The report's fields common to every mode.
+pub fn base_report(
     config: &BenchConfig,
     logins: &Logins,
     began: Instant,
@@ -328,18 +340,22 @@ fn base_report(
         watch: Vec::new(),
         nofile_limit: None,
         tls_resumed: None,
+        large_request_bytes: None,
+        large_reply_bytes_min: None,
     }
 }
 
 /// Samples of every watched process at one moment.
-struct Watch(Vec<(u32, Option<ProcSample>)>);
+pub struct Watch(Vec<(u32, Option<ProcSample>)>);
 
 impl Watch {
-    fn sample(pids: &[u32]) -> Watch {
+    /// Reads every process of `pids` now (a gone process is kept as `None`).
+    pub fn sample(pids: &[u32]) -> Watch {
         Watch(pids.iter().map(|&pid| (pid, procfs::sample(pid))).collect())
     }
 
-    fn compare(
+    /// Per process: `self` → `after` (→ `end`), per session and per message.
+    pub fn compare(
         &self,
         after: &Watch,
         end: Option<&Watch>,

@@ -76,14 +76,17 @@ pub struct WatchReport {
     pub cpu_pct: f64,
     /// VmRSS at the start of the phase, KiB.
     pub rss_kib_before: u64,
-    /// VmRSS at the end of the phase, KiB (idle: once all sessions are logged in).
+    /// VmRSS at the end of the phase, KiB (idle, large: once all sessions are logged in).
     pub rss_kib_after: u64,
-    /// VmRSS at the end of the hold (idle mode only), KiB.
+    /// VmRSS at the end of the hold (idle and large modes only), KiB.
     pub rss_kib_end: Option<u64>,
     /// VmHWM (peak RSS) at the end, KiB.
     pub hwm_kib: u64,
     /// (after − before) / logged-in sessions, KiB.
     pub rss_kib_per_session: Option<f64>,
+    /// Large mode: (end − after) / logged-in sessions, KiB: what each session still
+    /// holds once idle again after its large messages (`None` in other modes).
+    pub rss_kib_retained_per_session: Option<f64>,
     /// Replies during the phase per CPU second of this process (`None` without replies).
     pub msgs_per_cpu_s: Option<f64>,
 }
@@ -118,8 +121,17 @@ impl WatchReport {
             rss_kib_end: end.map(|e| e.rss_kib),
             hwm_kib: last.hwm_kib.max(after.hwm_kib),
             rss_kib_per_session: (sessions > 0).then(|| delta / sessions as f64),
+            rss_kib_retained_per_session: None,
             msgs_per_cpu_s: (messages > 0 && cpu_s > 0.0).then(|| messages as f64 / cpu_s),
         }
+    }
+}
+
+impl WatchReport {
+    /// (end − after) / `sessions`, KiB; `None` without an end sample or sessions.
+    pub fn retained_per_session(&self, sessions: u64) -> Option<f64> {
+        let end = self.rss_kib_end?;
+        (sessions > 0).then(|| (end as f64 - self.rss_kib_after as f64) / sessions as f64)
     }
 }
 
@@ -180,5 +192,29 @@ mod tests {
             (none.rss_kib_per_session, none.msgs_per_cpu_s),
             (None, None)
         );
+    }
+
+    #[test]
+    fn retained_per_session_is_end_minus_after_over_sessions_and_may_be_negative() {
+        let t0 = Instant::now();
+        let at = |rss_kib| ProcSample {
+            at: t0,
+            cpu_ticks: 0,
+            rss_kib,
+            hwm_kib: 50_000,
+        };
+        let r = WatchReport::compute(7, &at(10_000), &at(20_000), Some(&at(22_000)), 100, 0, 100);
+        assert_eq!(r.rss_kib_per_session, Some(100.0));
+        assert_eq!(
+            r.rss_kib_retained_per_session, None,
+            "set by the large mode"
+        );
+        assert_eq!(r.retained_per_session(100), Some(20.0));
+        assert_eq!(r.retained_per_session(0), None);
+        let shrunk =
+            WatchReport::compute(7, &at(10_000), &at(20_000), Some(&at(19_000)), 100, 0, 100);
+        assert_eq!(shrunk.retained_per_session(100), Some(-10.0));
+        let no_end = WatchReport::compute(7, &at(10_000), &at(20_000), None, 100, 0, 100);
+        assert_eq!(no_end.retained_per_session(100), None);
     }
 }

@@ -12,7 +12,7 @@ use super::ErrorCounts;
 /// Everything a run measured; the keys are documented in the [`super`] module doc.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `steady`, `throughput`, `idle` or `storm`.
+    /// `steady`, `throughput`, `idle`, `storm` or `large`.
     pub mode: &'static str,
     /// The target URL.
     pub url: String,
@@ -54,6 +54,10 @@ pub struct Report {
     pub nofile_limit: Option<u64>,
     /// Storm with `--resume`: the storm's handshakes that resumed a TLS session.
     pub tls_resumed: Option<u64>,
+    /// Large: bytes of each large request's text.
+    pub large_request_bytes: Option<usize>,
+    /// Large: the smallest successful large reply, bytes.
+    pub large_reply_bytes_min: Option<usize>,
 }
 
 impl Report {
@@ -96,6 +100,9 @@ fn watch_line(f: &mut fmt::Formatter<'_>, w: &WatchReport) -> fmt::Result {
     if let Some(per) = w.rss_kib_per_session {
         write!(f, ", {per:.1} KiB/session")?;
     }
+    if let Some(kept) = w.rss_kib_retained_per_session {
+        write!(f, ", {kept:.1} KiB/session retained after large messages")?;
+    }
     if let Some(m) = w.msgs_per_cpu_s {
         write!(f, ", {m:.0} msgs/cpu-s")?;
     }
@@ -124,6 +131,16 @@ impl fmt::Display for Report {
         }
         if let Some(n) = self.tls_resumed {
             writeln!(f, "tls            {n} handshakes resumed a session")?;
+        }
+        if let Some(bytes) = self.large_request_bytes {
+            writeln!(
+                f,
+                "large          requests of {bytes} bytes, smallest reply {}",
+                match self.large_reply_bytes_min {
+                    Some(r) => format!("{r} bytes"),
+                    None => "— (none arrived)".into(),
+                }
+            )?;
         }
         let e = &self.errors;
         writeln!(
@@ -195,6 +212,8 @@ mod tests {
             watch: Vec::new(),
             nofile_limit: Some(20000),
             tls_resumed: None,
+            large_request_bytes: None,
+            large_reply_bytes_min: None,
         }
     }
 
@@ -224,6 +243,8 @@ mod tests {
             "watch",
             "nofile_limit",
             "tls_resumed",
+            "large_request_bytes",
+            "large_reply_bytes_min",
         ] {
             assert!(keys.contains(&key), "missing {key} in {keys:?}");
         }
@@ -258,6 +279,7 @@ mod tests {
             rss_kib_end: None,
             hwm_kib: 2,
             rss_kib_per_session: Some(0.1),
+            rss_kib_retained_per_session: None,
             msgs_per_cpu_s: None,
         });
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
@@ -271,6 +293,7 @@ mod tests {
             "rss_kib_end",
             "hwm_kib",
             "rss_kib_per_session",
+            "rss_kib_retained_per_session",
             "msgs_per_cpu_s",
         ] {
             assert!(w.contains_key(key), "{key}");

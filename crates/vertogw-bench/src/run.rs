@@ -11,11 +11,12 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::hist::{histogram, MAX_RECORDED_US};
+use super::large::{self, Exchange};
 use super::session::{establish, LoadOutcome, Proto, Schedule, Sink};
 use super::{ErrorCounts, ErrorKind};
 
 /// What the sessions of a group do once started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Work {
     /// Open loop: one request per `period` for `duration`.
     Steady {
@@ -36,6 +37,8 @@ pub enum Work {
     },
     /// Close right away.
     Close,
+    /// One large round trip, then stay connected, silent, until the group is stopped.
+    Large(Arc<Exchange>),
 }
 
 /// How to build a group.
@@ -206,17 +209,17 @@ async fn session_task(
         Err(kind) => return failed(kind),
     };
     let prefix = &proto.request_prefix;
-    let outcome = match spec.work {
-        Work::Steady { period, duration } => {
+    let outcome = match &spec.work {
+        &Work::Steady { period, duration } => {
             let phase = period.mul_f64(slot as f64 / spec.size.max(1) as f64);
             let plan = schedule(at + phase, Some(period), at + duration, &spec.stop);
             session.run(&plan, prefix, &spec.sink).await
         }
-        Work::Closed { duration } => {
+        &Work::Closed { duration } => {
             let plan = schedule(at, None, at + duration, &spec.stop);
             session.run(&plan, prefix, &spec.sink).await
         }
-        Work::Hold { duration } => {
+        &Work::Hold { duration } => {
             let until = async {
                 tokio::select! {
                     () = sleep_until(at + duration) => {}
@@ -229,6 +232,9 @@ async fn session_task(
             }
         }
         Work::Close => LoadOutcome::default(),
+        Work::Large(exchange) => {
+            large::session_work(&mut session, index, exchange, &spec.sink, &spec.stop).await
+        }
     };
     if outcome.error.is_none() {
         session.close().await;

@@ -1,5 +1,6 @@
 //! One simulated browser: the Verto login sequence, then a workload (open-loop steady,
-//! closed loop, or idle hold), acknowledging the server's `verto.ping` throughout.
+//! closed loop, idle hold, or one prebuilt request), acknowledging the server's
+//! `verto.ping` throughout.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep_until, timeout, Instant};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Target, Ws};
@@ -183,17 +184,34 @@ impl Session {
 
     /// Reads until the reply to `id` arrives (the caller bounds the time).
     async fn reply_to(&mut self, id: u64) -> Result<(Kind, String), ErrorKind> {
+        let (kind, m) = self.reply_message(id).await?;
+        Ok((
+            kind,
+            m.into_text().map(|t| t.to_string()).unwrap_or_default(),
+        ))
+    }
+
+    async fn reply_message(&mut self, id: u64) -> Result<(Kind, Message), ErrorKind> {
         loop {
             let msg = self.ws.next().await;
             if let Some((s, m)) = self.on_message(msg).await? {
                 if s.id == Some(id) {
-                    return Ok((
-                        s.kind,
-                        m.into_text().map(|t| t.to_string()).unwrap_or_default(),
-                    ));
+                    return Ok((s.kind, m));
                 }
             }
         }
+    }
+
+    /// Sends a prebuilt text message (shared, not copied: a clone of `text` is cheap).
+    pub async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), ErrorKind> {
+        self.send(Message::Text(text)).await
+    }
+
+    /// Reads until the reply to `id` arrives and returns its kind and size in bytes,
+    /// dropping its text (the caller bounds the time).
+    pub async fn reply_size(&mut self, id: u64) -> Result<(Kind, usize), ErrorKind> {
+        let (kind, m) = self.reply_message(id).await?;
+        Ok((kind, m.len()))
     }
 
     /// Stays connected, acknowledging pings, until `until` fires; `Ok(None)` when the

@@ -44,6 +44,8 @@ fn config(url: String, trust: Trust, mode: Mode, sessions: usize) -> BenchConfig
         duration_s: 0.5,
         hold_s: 0.2,
         payload: 50,
+        large_bytes: MAX_LARGE_BYTES,
+        large_in_flight: DEFAULT_LARGE_IN_FLIGHT,
         domain: "bench.test".into(),
         user_start: 1000,
         password: "1234".into(),
@@ -102,6 +104,49 @@ async fn idle_reports_memory_samples_and_login_times() {
     assert!(r.time_to_last_login_ms.is_some() && r.login_ms.is_some());
     assert!(r.watch[0].rss_kib_end.is_some());
     assert_eq!(r.requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_relays_one_full_size_message_each_way_per_session_and_reports_retained_memory() {
+    let (node, trust) = node(true).await;
+    let mut c = config(wss_url(&node), trust, Mode::Large, 5);
+    // Fewer slots than sessions, so some sessions wait for one.
+    c.large_in_flight = 2;
+    let r = bench(&c).await;
+    assert_eq!((r.logged_in, r.errors.total()), (5, 0), "{r}");
+    assert_eq!((r.requests, r.replies), (5, 5), "{r}");
+    assert_eq!(r.large_request_bytes, Some(999_999));
+    // The node's echo adds a sessid: larger than the request, so large both ways.
+    assert!(r.large_reply_bytes_min.unwrap() > 999_999, "{r}");
+    assert_eq!(r.rtt_us.unwrap().count, 5);
+    let w = &r.watch[0];
+    assert!(
+        w.rss_kib_end.is_some() && w.rss_kib_per_session.is_some(),
+        "{r}"
+    );
+    let retained = w.rss_kib_retained_per_session.unwrap();
+    let expected = (w.rss_kib_end.unwrap() as f64 - w.rss_kib_after as f64) / 5.0;
+    assert!((retained - expected).abs() < 1e-9, "{r}");
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert!(json["watch"][0]["rss_kib_retained_per_session"].is_number());
+    assert_eq!(json["mode"], "large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_large_request_is_an_rpc_error_and_no_large_reply() {
+    // User 7000 may not call `echo`: the node answers with an error.
+    let (node, trust) = node(true).await;
+    let mut c = config(wss_url(&node), trust, Mode::Large, 1);
+    c.user_start = 7000;
+    c.large_bytes = 2000;
+    let r = bench(&c).await;
+    assert_eq!(
+        (r.logged_in, r.replies, r.errors.rpc_error),
+        (1, 1, 1),
+        "{r}"
+    );
+    assert_eq!(r.large_reply_bytes_min, None, "{r}");
+    assert!(r.watch[0].rss_kib_retained_per_session.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,11 +247,20 @@ async fn non_loopback_targets_and_bad_settings_are_refused() {
         matches!(run(&c).await, Err(BenchError::Invalid(_))),
         "ws:// cannot resume"
     );
+    let mut c = config("ws://127.0.0.1:1/".into(), Trust::Insecure, Mode::Large, 1);
+    for (bytes, in_flight) in [(MAX_LARGE_BYTES + 1, 1), (10, 1), (1000, 0)] {
+        c.large_bytes = bytes;
+        c.large_in_flight = in_flight;
+        assert!(
+            matches!(run(&c).await, Err(BenchError::Invalid(_))),
+            "{bytes} bytes, {in_flight} in flight"
+        );
+    }
 }
 
 #[test]
 fn modes_parse_from_their_names() {
-    for m in [Mode::Steady, Mode::Throughput, Mode::Idle, Mode::Storm] {
+    for m in Mode::ALL {
         assert_eq!(m.name().parse::<Mode>(), Ok(m));
     }
     assert!("fast".parse::<Mode>().is_err());

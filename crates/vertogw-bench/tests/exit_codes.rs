@@ -109,3 +109,20 @@ async fn a_run_that_cannot_start_exits_two() {
     assert!(stderr(&out).contains("--ca"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_with_mode_large_cannot_start_and_names_large_bytes() {
+    let run = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vertogw-bench"))
+            .args(["--url", "ws://127.0.0.1:9/", "--mode", "large"])
+            .args(["--payload", "500000"])
+            .output()
+            .expect("run vertogw-bench")
+    });
+    let out = tokio::time::timeout(RUN_LIMIT, run)
+        .await
+        .expect("vertogw-bench finishes")
+        .expect("join");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--large-bytes"), "{}", stderr(&out));
+}
