@@ -22,6 +22,16 @@ pub fn run(path: &Path, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
             for warning in &loaded.warnings {
                 let _ = writeln!(stderr, "warning: {warning}");
             }
+            if loaded.config.gateway.public_url.is_none() {
+                let _ = writeln!(
+                    stderr,
+                    "warning: {}: [gateway] public_url is not set: client configs and \
+                     /verto-config give browsers {}, derived from listen; set the wss:// URL \
+                     browsers reach the gateway at (the load balancer's name) in production",
+                    path.display(),
+                    loaded.config.public_url()
+                );
+            }
             match summary(&loaded.config, loaded.certificates.as_ref(), stdout) {
                 Ok(()) => exit::OK,
                 Err(e) => {
@@ -168,7 +178,7 @@ mod tests {
         };
         let ss = vertogw_net::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
         let map = format!(
-            "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\nallowed_origins = [\"*\"]\n{gateway_extra}{body}"
+            "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\nallowed_origins = [\"*\"]\npublic_url = \"wss://gw.example.test/\"\n{gateway_extra}{body}"
         );
         for (file, text) in [
             ("gw.crt", ss.cert_pem.as_str()),
@@ -299,7 +309,7 @@ domains = ["*"]
         assert_eq!(code, 0, "{err}");
         assert!(
             err.starts_with("warning: ")
-                && err.contains("m.toml:6: [gateway]: max_message_bytes = 2000000"),
+                && err.contains("m.toml:7: [gateway]: max_message_bytes = 2000000"),
             "{err}"
         );
         assert!(out.contains("max message      2000000 bytes"), "{out}");
@@ -321,14 +331,31 @@ domains = ["*"]
             "{err}"
         );
         assert!(
-            lines[1].contains(":11: node \"fs1\": rtp_ports \"10399-10000\": it is reversed"),
+            lines[1].contains(":12: node \"fs1\": rtp_ports \"10399-10000\": it is reversed"),
             "{err}"
         );
         assert!(
-            lines[2].contains(":22: partition \"rest\": node \"fs9\" is not defined"),
+            lines[2].contains(":23: partition \"rest\": node \"fs9\" is not defined"),
             "{err}"
         );
         assert!(lines[3].ends_with("m.toml: 3 errors"), "{err}");
+    }
+
+    #[test]
+    fn a_map_without_public_url_is_warned_with_the_derived_address() {
+        let dir = map_dir("nopublic", "", BODY);
+        let map = dir.join("m.toml");
+        let text = std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{e}"));
+        let without = text.replace("public_url = \"wss://gw.example.test/\"\n", "");
+        std::fs::write(&map, without).unwrap_or_else(|e| panic!("{e}"));
+        let (code, _, err) = check(&dir);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("public_url is not set")
+                && err.contains("wss://127.0.0.1:8443/")
+                && err.contains("in production"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -114,6 +114,24 @@ pub enum ConfigErrorKind {
         /// Why it is refused.
         reason: UrlError,
     },
+    /// A `public_url` or `fallback_url` browsers could not use.
+    #[error("{key} {url:?}: {reason}")]
+    BadClientUrl {
+        /// The key.
+        key: &'static str,
+        /// As written.
+        url: String,
+        /// Why it is refused.
+        reason: UrlError,
+    },
+    /// `web_root` is not a readable folder.
+    #[error("web_root {path:?} is not a folder: {reason}")]
+    WebRoot {
+        /// Resolved against the map's directory.
+        path: std::path::PathBuf,
+        /// What the file system said.
+        reason: String,
+    },
     /// `rtp_ip` is not an IP address.
     #[error("rtp_ip {0:?} is not an IP address")]
     BadRtpIp(String),

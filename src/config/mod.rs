@@ -4,6 +4,7 @@
 //! reports every problem it finds, each located by file, line and table.
 
 mod certs;
+mod client_urls;
 mod error;
 mod limits;
 mod media;
@@ -19,6 +20,7 @@ mod values;
 use std::path::Path;
 
 pub use certs::SniNameError;
+pub use client_urls::{derived_public_url, ClientUrls};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
 pub use limits::{address_key, canonical_ip, Limits};
 pub use origin::{origin_allowed, OriginError, OriginPattern};
@@ -131,6 +133,19 @@ impl Config {
             draft.errors.extend(checked.errors);
             draft.warnings.extend(checked.warnings);
             draft.certificates = checked.certificates;
+            if let (Some(root), Some(line)) = (&gateway.web_root, lines.web_root) {
+                if let Err(reason) = web_root_readable(root) {
+                    draft.errors.push(ConfigError {
+                        file: path.to_owned(),
+                        line: Some(line),
+                        subject: Some("[gateway]".to_owned()),
+                        kind: ConfigErrorKind::WebRoot {
+                            path: root.clone(),
+                            reason,
+                        },
+                    });
+                }
+            }
             if let (Some(ca), Some(line)) = (&gateway.upstream_ca, lines.upstream_ca) {
                 if let Err(e) = vertogw_net::tls::client_config(Some(ca)) {
                     draft.errors.push(ConfigError {
@@ -161,6 +176,15 @@ impl Config {
     /// The node called `name`, if the map defines one.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// `Ok` when `root` is a folder the gateway can list.
+fn web_root_readable(root: &Path) -> Result<(), String> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(root).map(drop).map_err(|e| e.to_string()),
+        Ok(_) => Err("it is a file".to_owned()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

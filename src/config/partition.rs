@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
+use super::client_urls::url_key;
 use super::error::{ConfigErrorKind, Report};
 use super::raw::{RawPartition, SpannedList};
 use super::types::{DomainPattern, ExtensionRule, Partition};
@@ -46,6 +47,8 @@ pub(super) fn partitions(
             first_line.insert(name.clone(), name_line);
         }
         let nodes = nodes(&raw.nodes, node_names, &subject, r);
+        let public_url = url_key(raw.public_url.as_ref(), "public_url", &subject, r);
+        let fallback_url = url_key(raw.fallback_url.as_ref(), "fallback_url", &subject, r);
         let before = r.errors.len();
         let (domains, domain_spans) = domains(&raw.domains, &subject, r);
         let extensions = raw
@@ -58,6 +61,8 @@ pub(super) fn partitions(
                 nodes,
                 domains,
                 extensions,
+                public_url,
+                fallback_url,
             },
             name_line,
             domain_spans,

@@ -26,6 +26,9 @@ pub(super) struct RawGateway {
     pub client_ip_param: Option<Spanned<String>>,
     pub proxy_protocol: Option<Spanned<String>>,
     pub proxy_protocol_from: Option<SpannedList>,
+    pub public_url: Option<Spanned<String>>,
+    pub fallback_url: Option<Spanned<String>>,
+    pub web_root: Option<Spanned<String>>,
     /// `[[gateway.certificate]]`: certificates picked by SNI.
     pub certificate: Option<Vec<Spanned<RawCertificate>>>,
 }
@@ -70,6 +73,8 @@ pub(super) struct RawPartition {
     pub nodes: SpannedList,
     pub domains: SpannedList,
     pub extensions: Option<SpannedList>,
+    pub public_url: Option<Spanned<String>>,
+    pub fallback_url: Option<Spanned<String>>,
 }
 
 /// The tables that fit the schema; those that did not were reported.

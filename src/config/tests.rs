@@ -556,3 +556,89 @@ fn client_ip_param_must_be_a_variable_name() {
         assert!(e.contains("client_ip_param"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn public_and_fallback_urls_must_be_websocket_urls_and_ws_is_warned() {
+    let e = error(&map(
+        "public_url = \"https://verto.example.com/\"\n",
+        PARTITION,
+    ));
+    assert!(
+        e.contains("[gateway]: public_url \"https://verto.example.com/\": use ws:// or wss://"),
+        "{e}"
+    );
+    let l = loaded(&map(
+        "public_url = \"ws://verto.example.com/\"\nfallback_url = \"wss://backup.example.com/\"\n",
+        PARTITION,
+    ));
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.contains("public_url \"ws://verto.example.com/\" is ws://")),
+        "{:?}",
+        l.warnings
+    );
+    let acme = &l.config.partitions[0];
+    let urls = l.config.client_urls(acme);
+    assert_eq!(urls.ws_url, "ws://verto.example.com/");
+    assert_eq!(
+        urls.fallback_url.as_deref(),
+        Some("wss://backup.example.com/")
+    );
+}
+
+#[test]
+fn a_partition_public_url_overrides_the_gateways_and_the_default_is_derived() {
+    let own = format!(
+        "{PARTITION}public_url = \"wss://acme.example.net/\"\nfallback_url = \"wss://b.acme.example.net/\"\n"
+    );
+    let l = loaded(&map("", &own));
+    let urls = l.config.client_urls(&l.config.partitions[0]);
+    assert_eq!(urls.ws_url, "wss://acme.example.net/");
+    assert_eq!(
+        urls.fallback_url.as_deref(),
+        Some("wss://b.acme.example.net/")
+    );
+    let l = loaded(&map("", PARTITION));
+    assert_eq!(l.config.public_url(), "wss://localhost:8443/");
+    let e = error(&map("", &format!("{PARTITION}public_url = \"ftp://x\"\n")));
+    assert!(
+        e.contains("partition \"acme\": public_url \"ftp://x\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_web_root_that_is_not_a_folder_is_an_error_when_loading() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ss = vertogw_net::tls::self_signed(&["localhost"]).unwrap_or_else(|e| panic!("{e}"));
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"))
+    };
+    write("gw.crt", &ss.cert_pem);
+    write("gw.key", &ss.key_pem);
+    write("file.txt", "not a folder");
+    let text = |root: &str| {
+        format!(
+            "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"gw.crt\"\ntls_key = \"gw.key\"\nallowed_origins = [\"*\"]\nweb_root = \"{root}\"\n{NODES}{PARTITION}"
+        )
+    };
+    for (root, expected) in [("missing", "No such file"), ("file.txt", "it is a file")] {
+        write("m.toml", &text(root));
+        let err = match Config::load(&dir.path().join("m.toml")) {
+            Ok(_) => panic!("{root}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("web_root") && err.contains(expected),
+            "{root}: {err}"
+        );
+    }
+    std::fs::create_dir(dir.path().join("site")).unwrap_or_else(|e| panic!("{e}"));
+    write("m.toml", &text("site"));
+    let loaded = Config::load(&dir.path().join("m.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.config.gateway.web_root,
+        Some(dir.path().join("site"))
+    );
+}

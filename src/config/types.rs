@@ -72,6 +72,14 @@ pub struct Gateway {
     /// `[[gateway.certificate]]`: certificates picked by the name a browser asks for
     /// (SNI), in file order; `tls_cert`/`tls_key` answer every other connection.
     pub certificates: Vec<SniCertificate>,
+    /// The `wss://` URL browsers use; `None` = derived from `listen`
+    /// ([`Config::public_url`]).
+    pub public_url: Option<NodeUrl>,
+    /// The URL Verto clients switch to after repeated reconnect failures
+    /// (`wsFallbackURL`), for partitions without their own.
+    pub fallback_url: Option<NodeUrl>,
+    /// Static files served on the TLS listener (resolved against the map's directory).
+    pub web_root: Option<PathBuf>,
 }
 
 /// A `[[gateway.certificate]]`: a certificate served to browsers asking for its names.
@@ -165,6 +173,10 @@ pub struct Partition {
     pub domains: Vec<DomainPattern>,
     /// Users it serves; `None` = every user of its domains.
     pub extensions: Option<Vec<ExtensionRule>>,
+    /// Its own `wsURL`, for tenants with their own host name; `None` = the gateway's.
+    pub public_url: Option<NodeUrl>,
+    /// Its own `wsFallbackURL`; `None` = the gateway's.
+    pub fallback_url: Option<NodeUrl>,
 }
 
 /// One entry of `domains`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::client_urls::url_key;
 use super::error::{ConfigErrorKind, RangeError, Report};
 use super::raw::{RawGateway, RawNode};
 use super::types::{Gateway, Node, NodeUrl, PortRange};
@@ -25,6 +26,7 @@ pub const VERTO_MAX_MESSAGE_BYTES: u64 = 999_999;
 pub(super) struct GatewayLines {
     pub tls_cert: usize,
     pub upstream_ca: Option<usize>,
+    pub web_root: Option<usize>,
     /// The line of each `[[gateway.certificate]]`, in `Gateway::certificates` order.
     pub certificates: Vec<usize>,
 }
@@ -71,7 +73,14 @@ pub(super) fn gateway(
     let proxy_protocol =
         super::proxy_protocol::validate(raw.proxy_protocol.as_ref(), raw.proxy_protocol_from, r);
     let (certificates, certificate_lines) = super::certs::entries(raw.certificate, dir, r);
+    let public_url = url_key(raw.public_url.as_ref(), "public_url", GATEWAY, r);
+    let fallback_url = url_key(raw.fallback_url.as_ref(), "fallback_url", GATEWAY, r);
+    let web_root = raw
+        .web_root
+        .as_ref()
+        .and_then(|p| path(p, "web_root", dir, r));
     let lines = GatewayLines {
+        web_root: raw.web_root.as_ref().map(|p| r.line(&p.span())),
         tls_cert: r.line(&raw.tls_cert.span()),
         upstream_ca: raw.upstream_ca.as_ref().map(|p| r.line(&p.span())),
         certificates: certificate_lines,
@@ -94,6 +103,9 @@ pub(super) fn gateway(
         client_ip_param,
         proxy_protocol,
         certificates,
+        public_url,
+        fallback_url,
+        web_root,
     };
     (r.errors.len() == before).then_some((gateway, lines))
 }
