@@ -12,6 +12,7 @@
 //!   sends itself.
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
+//! - [`web`]: plain HTTP on the TLS listener: `/verto-config` and the `web_root` files.
 //! - `websocket`: the WebSocket framing of both relay legs (our own codec: buffers
 //!   only while a message is in flight).
 //! - [`tls`]: the browser-facing certificates (default and per SNI name): loaded,
@@ -51,6 +52,7 @@ pub mod proxy;
 pub mod routing;
 pub mod tls;
 pub mod verto;
+pub mod web;
 mod websocket;
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ use super::session;
 use super::throttle::Throttle;
 use super::{plain_http, upgrade, Gateway, Settings, SHUTDOWN_GRACE};
 use crate::config::{ProxySender, ProxyVersion};
+use crate::web::WebBody;
 use crate::websocket::{Role, WsStream};
+use http_body_util::Either;
 
 /// Pause after an accept error such as EMFILE, so a full descriptor table does not
 /// turn the accept loop into a busy loop.
@@ -57,6 +59,9 @@ pub async fn serve_shard(
     shutdown: CancellationToken,
     admission: Arc<Admission>,
 ) -> std::io::Result<()> {
+    // Where browsers reached us: the derived public URL needs the real port when the
+    // map says port 0.
+    let bound = listener.local_addr()?;
     let tracker = TaskTracker::new();
     let mut refused = RefusalLog::default();
     let mut refused_per_ip = per_ip::RefusalLog::default();
@@ -116,6 +121,7 @@ pub async fn serve_shard(
         };
         let conn = Connection {
             peer,
+            bound,
             gateway: Arc::clone(&gateway),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
@@ -184,6 +190,8 @@ struct Connection {
     /// The client's address (the one per-address limits and logs use): the TCP peer,
     /// or the source a load balancer's PROXY header names.
     peer: std::net::SocketAddr,
+    /// The listener's address.
+    bound: std::net::SocketAddr,
     gateway: Arc<Gateway>,
     /// The admission permits: move into the session on upgrade, else are released
     /// when the connection ends.
@@ -278,7 +286,7 @@ impl Connection {
             let ctx = Arc::clone(&ctx);
             service_fn(move |req| {
                 let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(ctx.on_request(req, accepted, deadline)) }
+                async move { Ok::<_, Infallible>(ctx.on_request(req, accepted, deadline).await) }
             })
         };
         let http = http1::Builder::new()
@@ -321,21 +329,25 @@ impl Connection {
         hello.into_stream(self.gateway.server_tls()).await
     }
 
-    fn on_request(
+    /// A WebSocket upgrade starts a session; any other request is the web side's.
+    async fn on_request(
         &self,
         mut req: Request<Incoming>,
         accepted: Instant,
         deadline: Instant,
-    ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    ) -> hyper::Response<WebBody> {
         let router = self.gateway.router();
         let origins = router.config().gateway.allowed_origins.as_deref();
         let checked = upgrade::inspect(&req)
             .and_then(|accepted| upgrade::check_origin(&req, origins).map(|()| accepted));
         let accepted_upgrade = match checked {
             Ok(a) => a,
+            Err(refusal @ upgrade::Refusal::NotUpgrade) => {
+                return crate::web::respond(req, &router, self.bound, refusal.response()).await;
+            }
             Err(refusal) => {
                 debug!(?refusal, path = ?req.uri().path(), "not a WebSocket upgrade");
-                return refusal.response();
+                return refusal.response().map(Either::Left);
             }
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -368,6 +380,6 @@ impl Connection {
             }
             .in_current_span(),
         );
-        upgrade::switching(&accepted_upgrade)
+        upgrade::switching(&accepted_upgrade).map(Either::Left)
     }
 }
