@@ -76,6 +76,22 @@ pub enum Command {
     },
     /// Print (or write) the FreeSWITCH settings a node needs to agree with the map.
     FsConfig(FsConfigArgs),
+    /// Make a self-signed certificate and key for development (certs/README.md).
+    Cert(CertArgs),
+}
+
+/// Options of `cert`.
+#[derive(Args, Debug)]
+pub struct CertArgs {
+    /// The folder the pair is written to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// A DNS name or IP address the certificate is for; repeat for more.
+    #[arg(long = "name", value_name = "NAME", required = true)]
+    names: Vec<String>,
+    /// The files' name: FILE.crt and FILE.key (the example map expects gw).
+    #[arg(long = "file", value_name = "FILE", default_value = "gw")]
+    stem: String,
 }
 
 /// Options of `route`.
@@ -221,6 +237,9 @@ impl Command {
                 commands::sim_node::run(args.listen, args.name, &args.users, tls, shutdown).await
             }),
             Command::Iptables { action } => action.run(),
+            Command::Cert(args) => {
+                commands::cert::run(&args.out, &args.stem, &args.names, &mut out, &mut err)
+            }
             Command::FsConfig(args) => commands::fs_config::run(
                 args.map.path(),
                 &args.node,

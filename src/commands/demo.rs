@@ -34,7 +34,9 @@ const DEMO_USER_IDS: RangeInclusive<u64> = 1000..=9999;
 /// What demo users may call: the Verto family, and `echo`, the load generator's request.
 const DEMO_METHODS: &[&str] = &["verto", "echo"];
 
-/// The demo certificate's file names inside the certificate directory.
+/// The demo certificate's file names inside the certificate directory (the stem is
+/// what `cert::write_pair` takes).
+const CERT_STEM: &str = "demo";
 const CERT_FILE: &str = "demo.crt";
 const KEY_FILE: &str = "demo.key";
 
@@ -52,6 +54,11 @@ pub struct DemoArgs {
     /// first run, reused afterwards so a browser trusts it once.
     #[arg(long, value_name = "DIR", default_value = "certs")]
     pub certs: PathBuf,
+    /// The web client served at https://localhost:PORT/ [default: the demo map's
+    /// web-client/, relative to the working directory: run the demo from the
+    /// repository's root].
+    #[arg(long, value_name = "DIR")]
+    pub web_root: Option<PathBuf>,
 }
 
 /// Runs the demo until SIGTERM/SIGINT.
@@ -67,6 +74,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         format!("the gateway cannot listen on {listen} (choose another address with --listen ADDR; port 0 picks a free one)")
     })?;
     config.gateway.listen = listener.local_addr()?;
+    // The name the certificate and the browser's trust exception are for, on the port
+    // the gateway got.
+    let public = format!("wss://localhost:{}/", config.gateway.listen.port());
+    config.gateway.public_url = Some(public.parse().context("the demo's public URL")?);
+    if let Some(dir) = args.web_root {
+        config.gateway.web_root = Some(dir);
+    }
     let config = Arc::new(config);
     print_banner(&config, &cert);
     let gateway = Gateway::new(Arc::clone(&config), cert.server, tls::client_config(None)?);
@@ -179,33 +193,18 @@ impl DemoCert {
             cert.key_pem.as_bytes(),
             "generated demo certificate",
         )?;
-        let place = save(dir, &cert).map(|()| cert_path).map_err(|e| {
-            warn!(error = %e, "the demo certificate cannot be saved; using it from memory");
-            format!("{e:#}")
-        });
+        let place = super::cert::write_pair(dir, CERT_STEM, &cert)
+            .map(|(cert_path, _)| cert_path)
+            .map_err(|e| {
+                warn!(error = %e, "the demo certificate cannot be saved; using it from memory");
+                format!("{e:#}")
+            });
         Ok(DemoCert {
             server,
             place,
             generated: true,
         })
     }
-}
-
-/// Writes the pair, the key readable by its owner only.
-fn save(dir: &Path, cert: &tls::SelfSigned) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let key_path = dir.join(KEY_FILE);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_path)
-        .and_then(|mut f| f.write_all(cert.key_pem.as_bytes()))
-        .with_context(|| format!("cannot write {}", key_path.display()))?;
-    let cert_path = dir.join(CERT_FILE);
-    std::fs::write(&cert_path, &cert.cert_pem)
-        .with_context(|| format!("cannot write {}", cert_path.display()))
 }
 
 /// A login that lands on `partition`, if one can be made up from its patterns.
@@ -246,6 +245,16 @@ fn print_banner(config: &Arc<Config>, cert: &DemoCert) {
             );
         }
         Err(why) => println!("TLS certificate: generated, held in memory only ({why})"),
+    }
+    match &config.gateway.web_root {
+        Some(root) if root.join("index.html").is_file() => {
+            println!("Web client: https://localhost:{port}/ (from {})", root.display())
+        }
+        Some(root) => println!(
+            "Web client: not found in {} (run the demo from the repository's root, or give --web-root DIR)",
+            root.display()
+        ),
+        None => {}
     }
     println!("Simulated nodes:");
     for node in &config.nodes {

@@ -1,5 +1,6 @@
 //! The CLI commands; `main.rs` only parses arguments and dispatches here.
 
+pub mod cert;
 pub mod check;
 pub mod demo;
 pub mod exit;
