@@ -96,6 +96,7 @@ async fn verto_config_gives_the_partitions_urls_and_nothing_else() {
     assert_eq!(acme.status, 200);
     assert_eq!(acme.header("content-type"), Some("application/json"));
     assert_eq!(acme.header("cache-control"), Some("no-store"));
+    assert_eq!(acme.header("access-control-allow-origin"), Some("*"));
     assert_eq!(
         acme.json(),
         json!({"login": "1000@acme.test", "wsURL": "wss://verto.example.com/"})

@@ -80,6 +80,28 @@ impl Config {
         }
     }
 
+    /// The web origin of the pages the gateway serves itself (`web_root`), reached at
+    /// `public_url`: `https://host[:port]` for `wss://`. Those pages may always open
+    /// sockets, whatever `allowed_origins` lists. `None` without both keys.
+    pub fn own_web_origin(&self) -> Option<String> {
+        self.gateway.web_root.as_ref()?;
+        let url = self.gateway.public_url.as_ref()?;
+        let (scheme, default_port) = if url.secure {
+            ("https", 443)
+        } else {
+            ("http", 80)
+        };
+        let host = if url.host.contains(':') {
+            format!("[{}]", url.host)
+        } else {
+            url.host.to_ascii_lowercase()
+        };
+        Some(match url.port {
+            port if port == default_port => format!("{scheme}://{host}"),
+            port => format!("{scheme}://{host}:{port}"),
+        })
+    }
+
     /// What a browser of `partition` connects to: the partition's own URLs where it has
     /// them, the gateway's otherwise.
     pub fn client_urls(&self, partition: &Partition) -> ClientUrls {
@@ -107,6 +129,36 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(public_url: Option<&str>, web_root: bool) -> Config {
+        let text = "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"c\"\ntls_key = \"k\"\n";
+        let mut config = match Config::parse(text, std::path::Path::new("m.toml")) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("{e}"),
+        };
+        config.gateway.public_url = public_url.map(|u| u.parse().unwrap_or_else(|e| panic!("{e}")));
+        config.gateway.web_root = web_root.then(|| "site".into());
+        config
+    }
+
+    #[test]
+    fn the_own_web_origin_is_the_public_urls_host_when_the_gateway_serves_pages() {
+        let origin = |url, root| config(url, root).own_web_origin();
+        assert_eq!(
+            origin(Some("wss://Verto.example.com/"), true).as_deref(),
+            Some("https://verto.example.com")
+        );
+        assert_eq!(
+            origin(Some("wss://verto.example.com:8443/x"), true).as_deref(),
+            Some("https://verto.example.com:8443")
+        );
+        assert_eq!(
+            origin(Some("ws://[::1]:80/"), true).as_deref(),
+            Some("http://[::1]")
+        );
+        assert_eq!(origin(Some("wss://verto.example.com/"), false), None);
+        assert_eq!(origin(None, true), None);
+    }
 
     #[test]
     fn the_derived_url_names_the_listener_and_localhost_for_any_address() {

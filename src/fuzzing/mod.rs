@@ -257,7 +257,7 @@ fn origin_check(req: &http::Request<()>) {
         .filter_map(|p| OriginPattern::parse(p).ok())
         .collect();
     assert_eq!(patterns.len(), ORIGINS.len(), "the fixed patterns parse");
-    let allowed = crate::proxy::check_origin(req, Some(&patterns)).is_ok();
+    let allowed = crate::proxy::check_origin(req, Some(&patterns), None).is_ok();
     let Some(origin) = req.headers().get(http::header::ORIGIN) else {
         assert!(allowed, "a request without Origin is refused");
         return;

@@ -337,9 +337,12 @@ impl Connection {
         deadline: Instant,
     ) -> hyper::Response<WebBody> {
         let router = self.gateway.router();
-        let origins = router.config().gateway.allowed_origins.as_deref();
-        let checked = upgrade::inspect(&req)
-            .and_then(|accepted| upgrade::check_origin(&req, origins).map(|()| accepted));
+        let config = router.config();
+        let origins = config.gateway.allowed_origins.as_deref();
+        let own = config.own_web_origin();
+        let checked = upgrade::inspect(&req).and_then(|accepted| {
+            upgrade::check_origin(&req, origins, own.as_deref()).map(|()| accepted)
+        });
         let accepted_upgrade = match checked {
             Ok(a) => a,
             Err(refusal @ upgrade::Refusal::NotUpgrade) => {

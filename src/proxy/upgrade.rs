@@ -113,17 +113,21 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Checks the request's `Origin` against `allowed` (`None`: any origin).
+/// Checks the request's `Origin` against `allowed` (`None`: any origin) and the origin
+/// of the pages the gateway serves itself (`own`).
 pub fn check_origin<B>(
     req: &Request<B>,
     allowed: Option<&[crate::config::OriginPattern]>,
+    own: Option<&str>,
 ) -> Result<(), Refusal> {
     // A header that is not text cannot match any listed origin.
     let origin = req
         .headers()
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    if crate::config::origin_allowed(allowed, origin) {
+    let own_page =
+        matches!((origin, own), (Some(o), Some(own)) if o.trim().eq_ignore_ascii_case(own));
+    if own_page || crate::config::origin_allowed(allowed, origin) {
         Ok(())
     } else {
         Err(Refusal::Origin)
@@ -172,6 +176,27 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_gateways_own_pages_may_upgrade_whatever_allowed_origins_lists() {
+        let listed = [
+            crate::config::OriginPattern::parse("https://app.example.com")
+                .unwrap_or(crate::config::OriginPattern::Any),
+        ];
+        let own = Some("https://verto.example.com");
+        let from = |origin: &str| upgrade_request(&[("Origin", origin)]);
+        assert!(check_origin(&from("https://verto.example.com"), Some(&listed), own).is_ok());
+        assert!(check_origin(&from("https://VERTO.example.com"), Some(&listed), own).is_ok());
+        assert!(check_origin(&from("https://app.example.com"), Some(&listed), own).is_ok());
+        assert_eq!(
+            check_origin(&from("https://evil.test"), Some(&listed), own),
+            Err(Refusal::Origin)
+        );
+        assert_eq!(
+            check_origin(&from("https://verto.example.com"), Some(&listed), None),
+            Err(Refusal::Origin)
+        );
     }
 
     #[test]

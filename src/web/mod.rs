@@ -48,5 +48,11 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<WebBody> {
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Nothing in it is secret (the map's public URLs), so web apps on other origins
+    // may read it.
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     resp
 }
