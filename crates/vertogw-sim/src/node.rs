@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::calls::SimCall;
 use super::conn::{self, Tokens};
 use super::json::Json;
+use super::outbound::{self, CallerId};
 use super::shared::Shared;
 use super::stats::SimStats;
 use super::SimConfig;
@@ -54,7 +56,9 @@ impl SimNode {
             tokens.clone(),
             tracker.clone(),
         );
-        tracker.spawn(accept.instrument(span));
+        tracker.spawn(accept.instrument(span.clone()));
+        let sweep = sweep_detached(Arc::clone(&shared), tokens.clone());
+        tracker.spawn(sweep.instrument(span));
         SimNode {
             shared,
             addr,
@@ -113,6 +117,26 @@ impl SimNode {
         self.shared.broadcast(&text)
     }
 
+    /// Calls `login` like `originate user/<login>`: every socket where it is logged in
+    /// (`id@domain`, or `id` alone, completed by `force_domain` when set) gets a
+    /// `verto.invite` with the node's offer; returns how many sockets got one. The
+    /// first browser to answer (`verto.answer`) takes the call, the others get
+    /// `verto.bye` `LOSE_RACE`.
+    pub fn call(&self, login: &str, caller: &CallerId) -> usize {
+        outbound::originate(&self.shared, login, caller)
+    }
+
+    /// Hangs call `call_id` up from the node: its socket gets `verto.bye`
+    /// `NORMAL_CLEARING` (a detached call just ends); `false` when there is no such call.
+    pub fn hangup(&self, call_id: &str) -> bool {
+        outbound::hangup(&self.shared, call_id)
+    }
+
+    /// The node's live calls, sorted by user then callID.
+    pub fn calls(&self) -> Vec<SimCall> {
+        self.shared.calls(|t| t.snapshot())
+    }
+
     /// Abrupt death: the listener closes and every socket is reset without a close
     /// frame. Takes effect within a scheduler tick; await [`SimNode::closed`] to be sure.
     pub fn vanish(&self) {
@@ -146,6 +170,25 @@ impl Drop for SimNode {
         // A node nobody holds any more must not keep serving in the background.
         self.tokens.vanish.cancel();
         self.tracker.close();
+    }
+}
+
+/// `drop_detached`: ends detached calls when their timeout passes.
+async fn sweep_detached(shared: Arc<Shared>, tokens: Tokens) {
+    loop {
+        let deadline = shared.next_detach_deadline();
+        let due = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokens.vanish.cancelled() => break,
+            _ = tokens.shutdown.cancelled() => break,
+            _ = shared.detach_wake.notified() => {}
+            _ = due => shared.expire_detached(tokio::time::Instant::now()),
+        }
     }
 }
 

@@ -3,13 +3,13 @@
 //! No I/O here: the socket task feeds payloads and clock ticks in and writes out
 //! whatever lands in [`Session::out`], so the whole protocol is testable without TCP.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use super::auth::{check_auth, permitted, AuthError, Identity};
 use super::json::Json;
+use super::outbound::Cause;
 use super::shared::{Bind, ConnHandle, Shared};
 use super::speed::SpeedTest;
 
@@ -19,10 +19,15 @@ pub const INVALID_METHOD: &str = "Invalid Method, Missing Method or Permission D
 /// Something the session will send by itself later.
 #[derive(Debug)]
 pub(crate) enum Timer {
-    /// `verto.clientReady`, once per socket after the first successful auth.
+    /// `verto.clientReady` (after a `verto.attach` per detached call of the sessid),
+    /// once per socket after the first successful auth.
     ClientReady,
     /// `verto.answer` for a call the client placed.
-    Answer { call_id: String },
+    Answer { call_id: String, sdp: String },
+    /// `verto.bye` for a call the client placed that the node cannot take.
+    Hangup { call_id: String, cause: Cause },
+    /// The callback rule: `verto.bye`, then a `verto.invite` calling the client back.
+    Callback { call_id: String },
 }
 
 /// The socket's identity once authenticated.
@@ -36,8 +41,6 @@ pub(crate) struct Session {
     pub shared: Arc<Shared>,
     pub handle: ConnHandle,
     pub auth: Option<Authed>,
-    /// Live calls by callID; the value is "on hold".
-    pub calls: HashMap<String, bool>,
     pub channels: Vec<String>,
     pub timers: Vec<(Instant, Timer)>,
     pub speed: Option<SpeedTest>,
@@ -56,7 +59,6 @@ impl Session {
             shared,
             handle,
             auth: None,
-            calls: HashMap::new(),
             channels: Vec::new(),
             timers: Vec::new(),
             speed: None,
@@ -91,14 +93,11 @@ impl Session {
             .partition(|(at, _)| *at <= now);
         self.timers = later;
         for (_, timer) in due {
-            let message = match timer {
+            let messages = match timer {
                 Timer::ClientReady => self.client_ready(),
-                Timer::Answer { call_id } => match self.calls.contains_key(&call_id) {
-                    true => super::methods::answer_request(&self.shared, &call_id),
-                    false => continue,
-                },
+                call => super::outbound::fire(self, call),
             };
-            self.out.push(message);
+            self.out.extend(messages);
         }
         if self.idle_deadline <= now {
             let serno = std::time::SystemTime::now()
@@ -110,14 +109,19 @@ impl Session {
         }
     }
 
-    fn client_ready(&self) -> String {
+    /// The re-offers of the sessid's detached calls, then `verto.clientReady` naming
+    /// them (captures 10 and 13).
+    fn client_ready(&self) -> Vec<String> {
+        let (mut messages, reattached) = super::outbound::reattach(self);
+        let reattached = reattached.into_iter().map(Json::String).collect();
         let params = Json::object([
-            ("reattached_sessions", Json::Array(Vec::new())),
+            ("reattached_sessions", Json::Array(reattached)),
             // Not in the real message; real clients ignore unknown params, and tests
             // use it to see which node answered.
             ("sim_node", self.shared.config.name.as_str().into()),
         ]);
-        self.shared.request("verto.clientReady", params)
+        messages.push(self.shared.request("verto.clientReady", params));
+        messages
     }
 
     /// A ping or pong: an empty one is ignored, any payload is parsed like a message.
@@ -273,17 +277,10 @@ fn envelope(id: Json, kind: &str, body: Json) -> Json {
     Json::object([("jsonrpc", "2.0".into()), ("id", id), (kind, body)])
 }
 
-/// A random UUID v4, as `set_session_id` would create for a login without sessid.
+/// A random UUID v4, as `set_session_id` would create for a login without sessid
+/// (also the callID of calls the node places).
 pub(crate) fn new_sessid() -> String {
-    let mut b = [0u8; 16];
-    let rng = rustls::crypto::aws_lc_rs::default_provider().secure_random;
-    if rng.fill(&mut b).is_err() {
-        // Uniqueness, not secrecy, is what a simulator needs: fall back to the clock.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        b = nanos.to_le_bytes();
-    }
+    let mut b = super::media::random_bytes::<16>();
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();

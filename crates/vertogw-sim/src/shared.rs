@@ -1,13 +1,18 @@
-//! State shared by every socket of one node: request ids, the sessid table, stats.
+//! State shared by every socket of one node: request ids, the sessid table, the calls,
+//! stats.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::calls::CallTable;
 use super::json::Json;
+use super::media::Media;
 use super::stats::{ReceivedLog, SimStats};
 use super::SimConfig;
 
@@ -17,6 +22,11 @@ pub const OUTBOUND_QUEUE: usize = 1024;
 
 /// Consecutive failed enqueues after which a socket is dropped (`MAX_MISSED`).
 pub const MAX_MISSED: u32 = 500;
+
+/// The least extra time a detached call gets when its sessid is bound again as it times
+/// out (that socket's `clientReady` reattaches it within `client_ready_delay`); keeps a
+/// zero detach timeout from spinning the sweeper.
+pub const MIN_REARM: Duration = Duration::from_secs(1);
 
 /// A message pushed to a socket by someone other than its own task.
 #[derive(Debug)]
@@ -80,14 +90,21 @@ pub(crate) enum Bind {
 }
 
 /// Everything the sockets of one node share.
+///
+/// Lock order: `sessions` before `calls` (a punt detaches calls while binding).
 pub(crate) struct Shared {
     pub config: SimConfig,
+    pub media: Media,
     next_request: AtomicU64,
     next_conn: AtomicU64,
+    next_ring: AtomicU64,
     sessions: Mutex<HashMap<String, Binding>>,
     authed: Mutex<HashMap<u64, String>>,
+    calls: Mutex<CallTable>,
     received: Mutex<ReceivedLog>,
     pub stats: watch::Sender<SimStats>,
+    /// Woken when a call is detached, so the sweeper re-reads the next deadline.
+    pub detach_wake: Notify,
 }
 
 /// Locks ignoring poisoning: the data stays consistent because no code panics while
@@ -100,13 +117,17 @@ impl Shared {
     /// Fresh state for a node.
     pub(crate) fn new(config: SimConfig) -> Shared {
         Shared {
+            media: Media::generate(&config.name),
             config,
             next_request: AtomicU64::new(1),
             next_conn: AtomicU64::new(1),
+            next_ring: AtomicU64::new(1),
             sessions: Mutex::default(),
             authed: Mutex::default(),
+            calls: Mutex::default(),
             received: Mutex::default(),
             stats: watch::Sender::new(SimStats::default()),
+            detach_wake: Notify::new(),
         }
     }
 
@@ -153,6 +174,8 @@ impl Shared {
                 let punt = self.request("verto.punt", Json::Object(Vec::new()));
                 old.handle.push(Push::Punt(punt));
                 self.bump(|s| s.punts += 1);
+                // The punted socket's calls wait for this one's clientReady (capture 13).
+                self.detach(sessid, old.handle.conn_id);
             }
         }
         let binding = Binding {
@@ -182,7 +205,8 @@ impl Shared {
         });
     }
 
-    /// Forgets a closed socket: its sessid binding (unless taken over) and its login.
+    /// Forgets a closed socket: its sessid binding (unless taken over), its login, and
+    /// its calls (detached or ended).
     pub(crate) fn release(&self, conn_id: u64, sessid: Option<&str>) {
         if let Some(sessid) = sessid {
             let mut sessions = lock(&self.sessions);
@@ -192,6 +216,8 @@ impl Shared {
             {
                 sessions.remove(sessid);
             }
+            drop(sessions);
+            self.detach(sessid, conn_id);
         }
         let mut authed = lock(&self.authed);
         if let Some(uid) = authed.remove(&conn_id) {
@@ -209,6 +235,76 @@ impl Shared {
             .iter()
             .filter(|h| h.push(Push::Text(text.to_owned())))
             .count()
+    }
+}
+
+impl Shared {
+    /// Runs `f` on the call table and keeps [`SimStats::calls`] current.
+    pub(crate) fn calls<R>(&self, f: impl FnOnce(&mut CallTable) -> R) -> R {
+        let mut table = lock(&self.calls);
+        let result = f(&mut table);
+        let live = table.len() as u64;
+        drop(table);
+        self.stats.send_if_modified(|s| {
+            let changed = s.calls != live;
+            s.calls = live;
+            changed
+        });
+        result
+    }
+
+    /// A new ring group: the calls of one originate.
+    pub(crate) fn next_ring(&self) -> u64 {
+        self.next_ring.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The socket bound to `sessid`, if it is socket `conn_id`.
+    pub(crate) fn handle_of(&self, sessid: &str, conn_id: u64) -> Option<ConnHandle> {
+        lock(&self.sessions)
+            .get(sessid)
+            .filter(|b| b.handle.conn_id == conn_id)
+            .map(|b| b.handle.clone())
+    }
+
+    /// Every authenticated socket as (sessid, uid, handle).
+    pub(crate) fn bound_sockets(&self) -> Vec<(String, String, ConnHandle)> {
+        lock(&self.sessions)
+            .iter()
+            .map(|(sessid, b)| (sessid.clone(), b.uid.clone(), b.handle.clone()))
+            .collect()
+    }
+
+    /// `detach_calls` for socket `conn_id` of `sessid`: unanswered calls end, answered
+    /// ones are kept for [`SimConfig::detach_timeout`].
+    pub(crate) fn detach(&self, sessid: &str, conn_id: u64) {
+        let until = Instant::now() + self.config.detach_timeout;
+        let outcome = self.calls(|t| t.detach(sessid, conn_id, until));
+        let (kept, ended) = (outcome.kept, outcome.ended);
+        if kept + ended > 0 {
+            tracing::debug!(%sessid, kept, ended, "sim: socket gone, calls detached or ended");
+        }
+        if kept > 0 {
+            self.bump(|s| s.calls_detached += kept as u64);
+            self.detach_wake.notify_one();
+        }
+    }
+
+    /// `drop_detached`: ends the detached calls whose timeout passed (a call whose
+    /// sessid is bound again is given another timeout, at least [`MIN_REARM`], instead).
+    pub(crate) fn expire_detached(&self, now: Instant) {
+        let sessions = lock(&self.sessions);
+        let rearm = now + self.config.detach_timeout.max(MIN_REARM);
+        let ended = self.calls(|t| t.expire(now, |s| sessions.contains_key(s), rearm));
+        drop(sessions);
+        if ended > 0 {
+            tracing::debug!(ended, "sim: detached calls timed out");
+            self.bump(|s| s.calls_expired += ended as u64);
+        }
+    }
+
+    /// When [`Shared::expire_detached`] next has something to do.
+    pub(crate) fn next_detach_deadline(&self) -> Option<Instant> {
+        lock(&self.calls).next_deadline()
     }
 }
 

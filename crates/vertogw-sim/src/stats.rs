@@ -41,12 +41,45 @@ pub struct SimStats {
     /// `id@domain` of every authenticated open socket, sorted (a user appears once per
     /// socket).
     pub logged_in_users: Vec<String>,
+    /// Live calls: ringing, active, being reattached or detached.
+    pub calls: u64,
+    /// `verto.invite`s the node sent (calls it placed: [`crate::SimNode::call`] and the
+    /// callback rule).
+    pub calls_placed: u64,
+    /// Calls placed by the node that a browser answered (`verto.answer` with its SDP).
+    pub calls_answered: u64,
+    /// Calls placed by the node that a browser declined (`verto.bye` before answering).
+    pub calls_declined: u64,
+    /// Answered calls kept after their socket went away without `verto.bye`.
+    pub calls_detached: u64,
+    /// Detached calls a browser took back (its `verto.attach` answering the node's).
+    pub calls_reattached: u64,
+    /// Detached calls ended because no socket came back within the detach timeout.
+    pub calls_expired: u64,
+    /// The last DTMF digits received with `verto.info` for a live call, oldest first
+    /// (at most [`DTMF_DIGITS_KEPT`]).
+    pub dtmf_digits: String,
 }
+
+/// How many characters [`SimStats::dtmf_digits`] keeps.
+pub const DTMF_DIGITS_KEPT: usize = 64;
 
 /// How many close codes [`SimStats::close_codes`] keeps.
 pub const CLOSE_CODES_KEPT: usize = 64;
 
 impl SimStats {
+    pub(crate) fn record_dtmf(&mut self, digits: &str) {
+        self.dtmf_digits.push_str(digits);
+        let excess = self
+            .dtmf_digits
+            .chars()
+            .count()
+            .saturating_sub(DTMF_DIGITS_KEPT);
+        if excess > 0 {
+            self.dtmf_digits = self.dtmf_digits.chars().skip(excess).collect();
+        }
+    }
+
     pub(crate) fn record_close_code(&mut self, code: u16) {
         if self.close_codes.len() >= CLOSE_CODES_KEPT {
             self.close_codes.remove(0);
@@ -86,6 +119,16 @@ impl ReceivedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dtmf_digits_keep_the_newest_ones() {
+        let mut stats = SimStats::default();
+        stats.record_dtmf("1");
+        stats.record_dtmf("23#");
+        assert_eq!(stats.dtmf_digits, "123#");
+        stats.record_dtmf(&"9".repeat(DTMF_DIGITS_KEPT));
+        assert_eq!(stats.dtmf_digits, "9".repeat(DTMF_DIGITS_KEPT));
+    }
 
     #[test]
     fn the_log_keeps_the_newest_messages_within_its_byte_budget() {

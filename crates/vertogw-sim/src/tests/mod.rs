@@ -1,6 +1,7 @@
 //! Socket-level tests of the simulated node: a raw RFC 6455 client replays the
 //! exchanges of the real captures and compares replies byte for byte.
 
+mod calls;
 mod session;
 mod wire;
 
