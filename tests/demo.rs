@@ -182,6 +182,50 @@ async fn every_login_the_banner_and_the_map_advertise_works_and_may_call_echo() 
     assert!(stop(&mut demo).await.success());
 }
 
+/// One `GET` over TLS trusting the demo's certificate: (status line, body).
+async fn get(demo: &Demo, client: &Arc<rustls::ClientConfig>, target: &str) -> (String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut tls = tls_connect_trusting(demo.addr, client).await;
+    let head = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    within("the request", tls.write_all(head.as_bytes()))
+        .await
+        .expect("request written");
+    let mut raw = Vec::new();
+    let _ = within("the answer", tls.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_web_client_and_its_config_on_the_gateway_port() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let mut demo = start_demo(certs.path()).await;
+    let client = trusting(certs.path());
+    let port = demo.addr.port();
+    let page = format!("Web client: https://localhost:{port}/");
+    assert!(demo.banner.contains(&page), "{}", demo.banner);
+    let (status, body) = get(&demo, &client, "/").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        body.contains("<script") && body.contains("app.js"),
+        "{body}"
+    );
+    let (login, _, _) = demo.examples.first().cloned().expect("an example login");
+    let (status, body) = get(&demo, &client, &format!("/verto-config?login={login}")).await;
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let config: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        config["wsURL"],
+        json!(format!("wss://localhost:{port}/")),
+        "{config}"
+    );
+    assert!(stop(&mut demo).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certificate_is_made_on_the_first_run_and_reused_after() {
     use std::os::unix::fs::PermissionsExt;
