@@ -78,6 +78,8 @@ pub enum Command {
     FsConfig(FsConfigArgs),
     /// Make a self-signed certificate and key for development (certs/README.md).
     Cert(CertArgs),
+    /// Write a Verto client config (JSON) per user, wsURL from the map, and an index.
+    ClientConfig(commands::client_config::ClientConfigArgs),
 }
 
 /// Options of `cert`.
@@ -240,6 +242,7 @@ impl Command {
             Command::Cert(args) => {
                 commands::cert::run(&args.out, &args.stem, &args.names, &mut out, &mut err)
             }
+            Command::ClientConfig(args) => commands::client_config::run(&args, &mut out, &mut err),
             Command::FsConfig(args) => commands::fs_config::run(
                 args.map.path(),
                 &args.node,

@@ -13,6 +13,8 @@
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
 //! - [`web`]: plain HTTP on the TLS listener: `/verto-config` and the `web_root` files.
+//! - [`clientcfg`]: users (CSV or FreeSWITCH directory XML) + map → one Verto client
+//!   config (JSON) per login, with the same `wsURL` as `/verto-config`.
 //! - `websocket`: the WebSocket framing of both relay legs (our own codec: buffers
 //!   only while a message is in flight).
 //! - [`tls`]: the browser-facing certificates (default and per SNI name): loaded,
@@ -23,7 +25,7 @@
 //!   `bind-local`, `local-network`) that must agree with the map, per node.
 //! - [`cli`]: the command line (clap), dispatched to [`commands`].
 //! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`,
-//!   `iptables`, `fs-config`).
+//!   `iptables`, `fs-config`, `client-config`, `cert`).
 //! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/` and of their
 //!   corpus replay in `tests/fuzz_corpus.rs`.
 //!
@@ -42,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clientcfg;
 pub mod commands;
 pub mod config;
 pub mod fsconfig;

@@ -1,8 +1,9 @@
 //! Every `vertogw` command line the README and the maps' comments show is a tested one:
 //! the real parser accepts it, and the read-only ones (`check`, `route`, `fs-config`,
-//! `iptables plan`) run verbatim, from a copy of the repository's `config/` with
-//! certificates in `certs/`, and give the outcome the text promises. Long-running
-//! commands are run by their own tests (`demo.rs`, `process.rs`, `capacity.rs`).
+//! `iptables plan`, and `client-config` writing inside the copy) run verbatim, from a
+//! copy of the repository's `config/` with certificates in `certs/`, and give the
+//! outcome the text promises. Long-running commands are run by their own tests
+//! (`demo.rs`, `process.rs`, `capacity.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -175,6 +176,8 @@ fn runnable(doc: &Documented) -> Option<i32> {
     let read_only = match args.as_slice() {
         ["check" | "route", ..] => true,
         ["fs-config", rest @ ..] => !rest.contains(&"--out"),
+        // Writes only under the temporary copy (or to stdout).
+        ["client-config", rest @ ..] => writes_inside(rest),
         ["iptables", "plan", rest @ ..] => !rest.iter().any(|a| *a == "--live" || *a == "--netns"),
         _ => false,
     };
@@ -185,17 +188,39 @@ fn runnable(doc: &Documented) -> Option<i32> {
     Some(if says_no { 2 } else { 0 })
 }
 
-/// A copy of `config/` beside a `certs/` holding every file the maps name.
-fn workspace() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("config");
-    std::fs::create_dir(&config).expect("config dir");
-    for entry in std::fs::read_dir(Path::new(ROOT).join("config")).expect("config/") {
-        let path = entry.expect("entry").path();
-        if let Some(name) = path.file_name() {
-            std::fs::copy(&path, config.join(name)).expect("copy map");
+/// Whether a command's `--out DIR`, if any, is a relative path that stays inside the
+/// folder it runs in.
+fn writes_inside(args: &[&str]) -> bool {
+    let out = args
+        .iter()
+        .position(|a| *a == "--out")
+        .and_then(|i| args.get(i + 1));
+    out.is_none_or(|dir| {
+        Path::new(dir)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    })
+}
+
+/// Copies the folder `from` into `to` (created), sub-folders included.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
         }
     }
+}
+
+/// A copy of `config/` (with its example folders) beside a `certs/` holding every file
+/// the maps name.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_tree(&Path::new(ROOT).join("config"), &dir.path().join("config"));
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).expect("certs dir");
     for (cert, key) in [

@@ -2,6 +2,7 @@
 
 pub mod cert;
 pub mod check;
+pub mod client_config;
 pub mod demo;
 pub mod exit;
 pub mod fs_config;
