@@ -167,6 +167,14 @@ async fn run_and_terminate() -> Run {
     )
     .await;
     assert_eq!(recv_json(&mut live).await["id"], 2);
+    // A call the node takes: still in progress when the session ends.
+    let invite = json!({"jsonrpc": "2.0", "method": "verto.invite", "id": 3,
+        "params": {"sdp": "v=0\r\n", "dialogParams": {"callID": "call-1"}}});
+    send_json(&mut live, &invite).await;
+    assert_eq!(
+        recv_json(&mut live).await["result"]["message"],
+        "CALL CREATED"
+    );
 
     let pid = gw.child.id().expect("child pid");
     let pid = Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
@@ -204,6 +212,16 @@ async fn sigterm_closes_live_sessions_with_1001_and_serve_exits_0_printing_nothi
         run.stderr
     );
     assert_eq!(run.stdout, "", "serve prints nothing on stdout");
+    let ended: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("session ended"))
+        .collect();
+    let with_call = ended.iter().filter(|l| l.contains(" calls=1 ")).count();
+    assert_eq!(
+        with_call, 1,
+        "the call in progress is counted once: {ended:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

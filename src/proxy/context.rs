@@ -42,6 +42,8 @@ pub struct Summary {
     pub bytes_up: u64,
     /// Payload bytes node → browser.
     pub bytes_down: u64,
+    /// Calls still in progress when the relay ended.
+    pub calls: usize,
 }
 
 /// Maps a failed browser read to why the session ends: a broken frame is answered with

@@ -20,6 +20,9 @@
 //! close the browser with 1011 and the node with 1001, so FreeSWITCH detaches calls
 //! promptly. Nodes are never pinged (mod_verto answers pings with JSON errors).
 //!
+//! Calls: every relayed text passes [`Calls`], which parses only the few messages that
+//! can start or end a call, so the session knows whether moving it would cut one.
+//!
 //! Fairness: the pump moves at most [`MESSAGES_PER_POLL`] messages per poll, then yields,
 //! so one busy session cannot hold its shard's thread.
 
@@ -37,6 +40,7 @@ use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::policy::{SessionPolicy, Verdict};
 use super::upstream::NodeSocket;
 use super::watchdog::{Alarm, Direction, Watchdog};
+use crate::verto::calls::{Calls, From};
 use crate::websocket::Error as WsError;
 
 /// Messages the pump moves in one poll before it yields to the other sessions of its
@@ -75,6 +79,7 @@ pub async fn run(
         flush_browser: false,
         bytes_up: 0,
         bytes_down: 0,
+        calls: Calls::default(),
     };
     let reason = tokio::select! {
         r = &mut pump => r,
@@ -82,6 +87,7 @@ pub async fn run(
     };
     summary.bytes_up += pump.bytes_up;
     summary.bytes_down += pump.bytes_down;
+    summary.calls = pump.calls.count();
     reason
 }
 
@@ -103,6 +109,8 @@ struct Pump<'a> {
     flush_browser: bool,
     bytes_up: u64,
     bytes_down: u64,
+    /// The calls in progress, from what was relayed both ways.
+    calls: Calls,
 }
 
 /// Hands `slot`'s message to `sink` and flushes; `Err(())` when the sink failed.
@@ -153,6 +161,7 @@ impl Pump<'_> {
             Message::Text(text) => match self.policy.check(&text) {
                 Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
                 Verdict::Forward => {
+                    self.calls.on_message(From::Browser, &text);
                     self.bytes_up += text.len() as u64;
                     self.to_node = Some(Message::Text(text));
                 }
@@ -178,6 +187,9 @@ impl Pump<'_> {
             None | Some(Err(_)) => Poll::Ready(Some(EndReason::NodeGone)),
             Some(Ok(Message::Close(frame))) => Poll::Ready(Some(EndReason::NodeClosed(frame))),
             Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                if let Message::Text(text) = &msg {
+                    self.calls.on_message(From::Node, text);
+                }
                 self.bytes_down += msg.len() as u64;
                 self.to_browser = Some(msg);
                 Poll::Ready(None)

@@ -96,6 +96,7 @@ fn log_end(ctx: &SessionCtx, s: &Summary, reason: &EndReason) {
         node = s.node.as_deref(),
         bytes_up = s.bytes_up,
         bytes_down = s.bytes_down,
+        calls = s.calls,
         duration_ms = ctx.accepted.elapsed().as_millis() as u64,
         close = reason.category(),
         code = reason.code(),

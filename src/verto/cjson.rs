@@ -20,6 +20,10 @@
 
 use std::borrow::Cow;
 
+mod dialog;
+
+pub use dialog::{read_dialog, DialogFields};
+
 /// Deepest nesting read; deeper documents are [`Unreadable`] (Verto needs fewer than 10).
 pub const MAX_DEPTH: usize = 64;
 

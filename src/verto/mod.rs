@@ -10,6 +10,7 @@
 //! Layout: [`cjson`] (the reader), [`prelogin`] (the pre-login state machine), and
 //! here the classifications and the replies mod_verto would send.
 
+pub mod calls;
 pub mod cjson;
 pub mod client_ip;
 pub mod prelogin;
@@ -209,7 +210,7 @@ pub fn login_outcome(text: &str, login_id: &str) -> LoginOutcome {
 /// Whether a node's answer carries the request's id. mod_verto re-prints ids through
 /// cJSON, so `1.0` comes back as `1` and `"\u0041"` as `"A"`: compare values, numbers
 /// by value.
-fn same_id(answer: &str, request: &str) -> bool {
+pub(crate) fn same_id(answer: &str, request: &str) -> bool {
     if answer == request {
         return true;
     }

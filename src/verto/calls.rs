@@ -1,0 +1,223 @@
+//! Which calls a session has in progress, from the messages relayed both ways (issue 10,
+//! "Calls in progress"): the gateway moves a session between nodes only when it has
+//! none, since moving it cuts them.
+//!
+//! A call (by `callID`: `params.callID`, else `params.dialogParams.callID`) starts at the
+//! first `verto.invite`, `verto.answer`, `verto.attach` or `verto.media` in either
+//! direction, and ends on `verto.bye` in either direction, on a reply carrying its
+//! `callID` with `"message":"CALL ENDED"`, on an error reply to the browser's own
+//! `verto.invite` (matched by that request's id: the node's own ids come from one
+//! process-wide counter and are never keys), or with the socket. Only messages that can
+//! matter are parsed, so the relay stays JSON-free for the rest.
+
+use super::cjson::{self, DialogFields};
+
+/// Calls tracked per session: a browser inventing call ids cannot grow the gateway's
+/// memory beyond this (mod_verto itself refuses a second call per socket in practice).
+pub const MAX_CALLS: usize = 32;
+
+/// Who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    Browser,
+    Node,
+}
+
+/// One session's calls.
+#[derive(Debug, Default)]
+pub struct Calls {
+    active: Vec<String>,
+    /// The browser's `verto.invite` requests not yet answered: (raw id, callID).
+    invites: Vec<(String, String)>,
+}
+
+/// The methods that start a call.
+const STARTS: [&str; 4] = [
+    "verto.invite",
+    "verto.answer",
+    "verto.attach",
+    "verto.media",
+];
+
+impl Calls {
+    /// Whether a call is in progress.
+    pub fn in_progress(&self) -> bool {
+        !self.active.is_empty()
+    }
+
+    /// How many calls are in progress.
+    pub fn count(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Notes one relayed text message.
+    pub fn on_message(&mut self, from: From, text: &str) {
+        if !self.worth_reading(from, text) {
+            return;
+        }
+        // A message no cJSON reads the same way cannot start or end a call on the node.
+        let Ok(objects) = cjson::read_dialog(text) else {
+            return;
+        };
+        for object in &objects {
+            self.on_object(from, object);
+        }
+    }
+
+    /// The cheap byte test, erring towards parsing: a method naming `verto.` (or any
+    /// escape from the browser, which could spell one), a `CALL ENDED` reply, or any node
+    /// message while the browser's invite awaits its answer.
+    fn worth_reading(&self, from: From, text: &str) -> bool {
+        text.contains("\"verto.")
+            || text.contains("CALL ENDED")
+            || match from {
+                From::Browser => text.contains('\\'),
+                From::Node => !self.invites.is_empty(),
+            }
+    }
+
+    fn on_object(&mut self, from: From, o: &DialogFields<'_>) {
+        match (o.method.as_str(), o.call_id.as_deref()) {
+            (Some(method), Some(call)) if STARTS.contains(&method) => {
+                self.start(call);
+                if from == From::Browser && method == "verto.invite" {
+                    if let Some(id) = o.id {
+                        if self.invites.len() < MAX_CALLS {
+                            self.invites.push((id.to_owned(), call.to_owned()));
+                        }
+                    }
+                }
+            }
+            (Some("verto.bye"), Some(call)) => self.end(call),
+            (Some(_), _) => {}
+            (None, _) => self.on_reply(from, o),
+        }
+    }
+
+    fn on_reply(&mut self, from: From, o: &DialogFields<'_>) {
+        if o.result_message.as_deref() == Some("CALL ENDED") {
+            if let Some(call) = o.result_call_id.as_deref() {
+                self.end(call);
+            }
+        }
+        if from != From::Node {
+            return;
+        }
+        let Some(id) = o.id else {
+            return;
+        };
+        if let Some(at) = self
+            .invites
+            .iter()
+            .position(|(raw, _)| super::same_id(id, raw))
+        {
+            let (_, call) = self.invites.remove(at);
+            if o.is_error {
+                self.end(&call);
+            }
+        }
+    }
+
+    fn start(&mut self, call: &str) {
+        if !self.active.iter().any(|c| c == call) && self.active.len() < MAX_CALLS {
+            self.active.push(call.to_owned());
+        }
+    }
+
+    fn end(&mut self, call: &str) {
+        self.active.retain(|c| c != call);
+        self.invites.retain(|(_, c)| c != call);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(id: u64, call: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"verto.invite","params":{{"sdp":"v=0\r\n","dialogParams":{{"callID":"{call}"}}}},"id":{id}}}"#
+        )
+    }
+
+    fn bye(call: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"verto.bye","params":{{"dialogParams":{{"callID":"{call}"}}}},"id":9}}"#
+        )
+    }
+
+    #[test]
+    fn a_call_starts_with_an_invite_and_ends_with_a_bye_either_way() {
+        let mut calls = Calls::default();
+        calls.on_message(From::Browser, &invite(3, "a"));
+        assert!(calls.in_progress());
+        calls.on_message(From::Node, &bye("a"));
+        assert!(!calls.in_progress());
+        calls.on_message(From::Node, &invite(100, "b").replace("invite", "attach"));
+        calls.on_message(From::Browser, &bye("b"));
+        assert_eq!(calls.count(), 0);
+    }
+
+    #[test]
+    fn a_call_ended_reply_ends_its_call() {
+        let mut calls = Calls::default();
+        calls.on_message(From::Node, &invite(100, "a"));
+        calls.on_message(
+            From::Node,
+            r#"{"jsonrpc":"2.0","id":4,"result":{"callID":"a","message":"CALL ENDED"}}"#,
+        );
+        assert!(!calls.in_progress());
+    }
+
+    #[test]
+    fn an_error_answer_to_the_browsers_invite_ends_it_and_a_result_does_not() {
+        let mut calls = Calls::default();
+        calls.on_message(From::Browser, &invite(3, "a"));
+        calls.on_message(
+            From::Node,
+            r#"{"jsonrpc":"2.0","id":3,"result":{"message":"CALL CREATED","callID":"a"}}"#,
+        );
+        assert!(calls.in_progress());
+        calls.on_message(From::Browser, &invite(4, "b"));
+        // The node's own request with the same id number is not the answer.
+        calls.on_message(
+            From::Node,
+            r#"{"jsonrpc":"2.0","id":4,"method":"verto.event","params":{}}"#,
+        );
+        assert_eq!(calls.count(), 2);
+        calls.on_message(
+            From::Node,
+            r#"{"jsonrpc":"2.0","id":4.0,"error":{"code":-32002,"message":"CALL ERROR"}}"#,
+        );
+        assert_eq!(
+            calls.count(),
+            1,
+            "the error ends b, matched by the id's value"
+        );
+    }
+
+    #[test]
+    fn escapes_batches_and_key_case_are_read_as_freeswitch_reads_them() {
+        let mut calls = Calls::default();
+        calls.on_message(
+            From::Browser,
+            r#"[{"jsonrpc":"2.0","METHOD":"\u0076erto.invite","PARAMS":{"callID":"x"},"id":1}]"#,
+        );
+        assert!(
+            calls.in_progress(),
+            "an escaped method in a batch still starts a call"
+        );
+    }
+
+    #[test]
+    fn messages_that_cannot_matter_are_not_parsed_and_the_count_is_bounded() {
+        let calls = Calls::default();
+        assert!(!calls.worth_reading(From::Browser, r#"{"method":"echo","params":{}}"#));
+        assert!(!calls.worth_reading(From::Node, r#"{"id":1,"result":{}}"#));
+        let mut calls = Calls::default();
+        for i in 0..(MAX_CALLS as u64 + 10) {
+            calls.on_message(From::Browser, &invite(i, &format!("c{i}")));
+        }
+        assert_eq!(calls.count(), MAX_CALLS);
+    }
+}
