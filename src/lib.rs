@@ -10,6 +10,8 @@
 //! - [`routing`]: pure lookup from a login (`user@domain`) to a partition and its nodes.
 //! - [`verto`]: pre-login message classification and the JSON-RPC replies the gateway
 //!   sends itself.
+//! - [`health`]: each node's state (`up`, `down`, `drain`) from active probes, failed
+//!   login connects and the operator's drain flag.
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
 //! - [`web`]: plain HTTP on the TLS listener: `/verto-config` and the `web_root` files.
@@ -50,6 +52,7 @@ pub mod config;
 pub mod fsconfig;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod nat;
 pub mod proxy;
 pub mod routing;

@@ -18,9 +18,10 @@ pub enum ConfigErrorKind {
     /// The TOML does not fit the schema (unknown key, wrong type, missing key).
     #[error("{0}")]
     Schema(String),
-    /// A top-level key other than `gateway`, `node`, `partition`, `media` or `limits`.
+    /// A top-level key other than `gateway`, `node`, `partition`, `media`, `limits` or
+    /// `health`.
     #[error(
-        "unknown top-level key `{0}` (expected [gateway], [[node]], [[partition]], [media] or [limits])"
+        "unknown top-level key `{0}` (expected [gateway], [[node]], [[partition]], [media], [limits] or [health])"
     )]
     UnknownTable(String),
     /// `gateway` is not a single table, or `node`/`partition` not an array of tables.
@@ -46,6 +47,25 @@ pub enum ConfigErrorKind {
     /// A count such as `max_connections` is zero.
     #[error("{0} = 0: use a positive number, or omit the key for the default")]
     ZeroCount(&'static str),
+    /// `[health]` `timeout_ms` above `interval_ms`.
+    #[error(
+        "timeout_ms ({timeout_ms} ms) must not exceed interval_ms ({interval_ms} ms): each \
+         probe must end before the next probe of the node starts; lower timeout_ms or raise \
+         interval_ms"
+    )]
+    ProbeTimeoutAboveInterval {
+        /// The probe timeout, as written or the default.
+        timeout_ms: u128,
+        /// The probe interval, as written or the default.
+        interval_ms: u128,
+    },
+    /// A partition's `failback` is not `auto` or `manual`.
+    #[error(
+        "failback = {0:?}: use \"auto\" (move back to a recovered higher-priority node once \
+         it has been up for [health] failback_delay_ms) or \"manual\" (stay until the \
+         operator moves the partition back)"
+    )]
+    BadFailback(String),
     /// A `client_ip_param` that cannot be a FreeSWITCH variable name.
     #[error("client_ip_param = {0:?}: use 1 to 64 letters, digits, '_' or '-' (e.g. \"vertogw_client_ip\")")]
     BadParamName(String),
@@ -278,6 +298,9 @@ pub enum ConfigErrorKind {
     /// The extra upstream roots cannot be used.
     #[error("upstream_ca: {0}")]
     UpstreamCa(#[source] TlsError),
+    /// The roots `wss://` probes are verified against cannot be used.
+    #[error("ca_file: {0}")]
+    HealthCa(#[source] TlsError),
     /// A `[[gateway.certificate]]` certificate or key cannot be used.
     #[error("cert/key: {0}")]
     SniTls(#[source] TlsError),

@@ -6,6 +6,7 @@
 mod certs;
 mod client_urls;
 mod error;
+mod health;
 mod limits;
 mod media;
 mod origin;
@@ -22,6 +23,7 @@ use std::path::Path;
 pub use certs::SniNameError;
 pub use client_urls::{derived_public_url, ClientUrls};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
+pub use health::Health;
 pub use limits::{address_key, canonical_ip, Limits};
 pub use origin::{origin_allowed, OriginError, OriginPattern};
 pub use proxy_protocol::{ProxyProtocol, ProxySender, ProxyVersion};
@@ -51,6 +53,8 @@ pub struct Loaded {
 struct Draft {
     config: Option<Config>,
     lines: Option<GatewayLines>,
+    /// The line of `[health]` `ca_file`, for `Config::load`'s check of the file.
+    health_ca_line: Option<usize>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     certificates: Option<crate::tls::Certificates>,
@@ -62,6 +66,7 @@ impl Draft {
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut config = None;
         let mut lines = None;
+        let mut health_ca_line = None;
         if let Some(raw) = raw::read(text, &mut report) {
             let gateway = raw
                 .gateway
@@ -76,8 +81,10 @@ impl Draft {
             }
             let media = media::media(raw.media, &nodes, &partitions, &mut report);
             let limits = limits::limits(raw.limits, &mut report);
+            let (health, ca_line) = health::health(raw.health, dir, &mut report);
             if let Some((gateway, gateway_lines)) = gateway {
                 lines = Some(gateway_lines);
+                health_ca_line = ca_line;
                 config = Some(Config {
                     source: path.to_owned(),
                     gateway,
@@ -85,12 +92,14 @@ impl Draft {
                     partitions,
                     media,
                     limits,
+                    health,
                 });
             }
         }
         Draft {
             config,
             lines,
+            health_ca_line,
             errors: report.errors,
             warnings: report.warnings,
             certificates: None,
@@ -121,9 +130,9 @@ impl Config {
     }
 
     /// Reads and [`parse`](Self::parse)s the map at `path`, then loads its certificates
-    /// and keys (each key must belong to its certificate) and `upstream_ca`, adding
-    /// failures to the same list, and warns about certificates that expire within
-    /// [`crate::tls::EXPIRY_WARNING`] or do not cover their names.
+    /// and keys (each key must belong to its certificate), `upstream_ca` and `[health]`
+    /// `ca_file`, adding failures to the same list, and warns about certificates that
+    /// expire within [`crate::tls::EXPIRY_WARNING`] or do not cover their names.
     pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
         let text = Config::read(path)?;
         let mut draft = Draft::new(&text, path);
@@ -153,6 +162,16 @@ impl Config {
                         line: Some(line),
                         subject: Some("[gateway]".to_owned()),
                         kind: ConfigErrorKind::UpstreamCa(e),
+                    });
+                }
+            }
+            if let (Some(ca), Some(line)) = (&config.health.ca_file, draft.health_ca_line) {
+                if let Err(e) = vertogw_net::tls::client_config(Some(ca)) {
+                    draft.errors.push(ConfigError {
+                        file: path.to_owned(),
+                        line: Some(line),
+                        subject: Some("[health]".to_owned()),
+                        kind: ConfigErrorKind::HealthCa(e),
                     });
                 }
             }

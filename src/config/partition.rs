@@ -7,7 +7,7 @@ use std::ops::Range;
 use super::client_urls::url_key;
 use super::error::{ConfigErrorKind, Report};
 use super::raw::{RawPartition, SpannedList};
-use super::types::{DomainPattern, ExtensionRule, Partition};
+use super::types::{DomainPattern, ExtensionRule, Failback, Partition};
 
 /// A partition with what the tie check needs to point at the file.
 struct Checked {
@@ -49,6 +49,7 @@ pub(super) fn partitions(
         let nodes = nodes(&raw.nodes, node_names, &subject, r);
         let public_url = url_key(raw.public_url.as_ref(), "public_url", &subject, r);
         let fallback_url = url_key(raw.fallback_url.as_ref(), "fallback_url", &subject, r);
+        let failback = failback(raw.failback.as_ref(), &subject, r);
         let before = r.errors.len();
         let (domains, domain_spans) = domains(&raw.domains, &subject, r);
         let extensions = raw
@@ -63,6 +64,7 @@ pub(super) fn partitions(
                 extensions,
                 public_url,
                 fallback_url,
+                failback,
             },
             name_line,
             domain_spans,
@@ -71,6 +73,19 @@ pub(super) fn partitions(
     }
     ties(&checked, r);
     checked.into_iter().map(|c| c.partition).collect()
+}
+
+/// `failback`: `"auto"` (also when absent) or `"manual"`.
+fn failback(value: Option<&toml::Spanned<String>>, subject: &str, r: &mut Report<'_>) -> Failback {
+    match value.map(|v| v.get_ref().as_str()) {
+        None | Some("auto") => Failback::Auto,
+        Some("manual") => Failback::Manual,
+        Some(other) => {
+            let kind = ConfigErrorKind::BadFailback(other.to_owned());
+            r.error(value.map(|v| v.span()).as_ref(), Some(subject), kind);
+            Failback::Auto
+        }
+    }
 }
 
 fn nodes(

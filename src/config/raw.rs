@@ -75,6 +75,7 @@ pub(super) struct RawPartition {
     pub extensions: Option<SpannedList>,
     pub public_url: Option<Spanned<String>>,
     pub fallback_url: Option<Spanned<String>>,
+    pub failback: Option<Spanned<String>>,
 }
 
 /// The tables that fit the schema; those that did not were reported.
@@ -87,6 +88,8 @@ pub(super) struct RawDoc {
     pub media: Option<(RawMedia, std::ops::Range<usize>)>,
     /// `[limits]`.
     pub limits: Option<super::limits::RawLimits>,
+    /// `[health]`.
+    pub health: Option<super::health::RawHealth>,
 }
 
 /// Parses the TOML and deserializes each table; `None` after a syntax error.
@@ -110,6 +113,7 @@ pub(super) fn read(text: &str, report: &mut Report<'_>) -> Option<RawDoc> {
             "node" => raw.nodes = array(value, "node", report),
             "partition" => raw.partitions = array(value, "partition", report),
             "limits" => raw.limits = table(value, "limits", report),
+            "health" => raw.health = table(value, "health", report),
             "media" => {
                 let span = key.span();
                 raw.media = table(value, "media", report).map(|m| (m, span));

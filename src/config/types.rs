@@ -20,6 +20,8 @@ pub struct Config {
     pub media: Option<Media>,
     /// The `[limits]` table, defaults filled in.
     pub limits: super::Limits,
+    /// The `[health]` table, defaults filled in.
+    pub health: super::Health,
 }
 
 /// The `[media]` table: the load balancer's side of the RTP path (PROTOCOL.md §9).
@@ -177,6 +179,20 @@ pub struct Partition {
     pub public_url: Option<NodeUrl>,
     /// Its own `wsFallbackURL`; `None` = the gateway's.
     pub fallback_url: Option<NodeUrl>,
+    /// Whether it moves back to a recovered higher-priority node by itself.
+    pub failback: Failback,
+}
+
+/// A partition's `failback`: what happens once a higher-priority node than the active
+/// one is up again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Failback {
+    /// `"auto"` (the default): the partition moves back once that node has been up for
+    /// `[health] failback_delay_ms`.
+    #[default]
+    Auto,
+    /// `"manual"`: the partition stays where it is until the operator moves it.
+    Manual,
 }
 
 /// One entry of `domains`.

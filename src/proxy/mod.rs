@@ -35,6 +35,8 @@ pub use shards::{bind, bind_one, serve_sharded};
 pub(crate) use upgrade::{
     check_origin, inspect as inspect_upgrade, switching as upgrade_switching,
 };
+// For `crate::health`'s probes: the same way to a node that logins take.
+pub(crate) use upstream::{connect as connect_node, ConnectError};
 
 use crate::config::Config;
 use crate::routing::Router;
