@@ -84,6 +84,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config = Arc::new(config);
     print_banner(&config, &cert);
     let gateway = Gateway::new(Arc::clone(&config), cert.server, tls::client_config(None)?);
+    gateway.monitor(shutdown.clone()).await?;
     proxy::serve(listener, gateway, shutdown).await?;
     for node in nodes {
         node.shutdown().await;

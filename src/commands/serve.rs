@@ -40,6 +40,8 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", gw.listen))?;
     let shutdown = super::signals::shutdown_token();
     let gateway = Gateway::new(Arc::clone(&config), server_tls, upstream_tls);
+    // Every node is probed once before the first browser is accepted.
+    gateway.monitor(shutdown.clone()).await?;
     tokio::task::spawn_blocking(move || proxy::serve_sharded(listeners, gateway, shutdown))
         .await
         .context("serving threads")??;

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::{ClientConfig, ServerConfig};
+use tokio_util::sync::CancellationToken;
 
 pub use capacity::session_capacity;
 pub use listener::serve;
@@ -74,6 +75,10 @@ pub struct Gateway {
     login_failures: failures::LoginFailures,
     end_log: throttle::Throttles,
     per_ip: per_ip::PerIp,
+    /// The nodes' health, once [`Gateway::monitor`] was called: logins then go only to
+    /// nodes that are up. Without it every node is tried in order (tests of other
+    /// features run so, without probes reaching their nodes).
+    health: std::sync::OnceLock<Arc<crate::health::Health>>,
 }
 
 impl Gateway {
@@ -97,7 +102,31 @@ impl Gateway {
             login_failures: failures::LoginFailures::default(),
             end_log: throttle::Throttles::default(),
             per_ip,
+            health: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Probes every node once, then keeps probing them until `shutdown`: from then on
+    /// logins go to the first node of their partition that is up and not draining, and
+    /// a failed connect counts against the node (issue 10's health). Call it before
+    /// serving, so browsers are accepted only once the first results are in; a second
+    /// call does nothing.
+    pub async fn monitor(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if self.health.get().is_some() {
+            return Ok(());
+        }
+        let config = Arc::clone(self.router.load().config());
+        let tls = crate::health::client_tls(&config)?;
+        let health = Arc::new(crate::health::Health::new(&config));
+        health.start_up(&tls).await;
+        let _loops = Arc::clone(&health).spawn(tls, shutdown);
+        let _ = self.health.set(health);
+        Ok(())
+    }
+
+    /// The nodes' health, when [`Gateway::monitor`] runs.
+    pub fn health(&self) -> Option<&Arc<crate::health::Health>> {
+        self.health.get()
     }
 
     /// The current routing table.
@@ -111,6 +140,10 @@ impl Gateway {
     /// or burst starts every address with a full bucket).
     pub fn replace_config(&self, config: Arc<Config>) {
         self.per_ip.reconfigure(&config.limits);
+        if let Some(health) = self.health.get() {
+            // Nodes the new map adds are down until their first probe.
+            health.reconfigure(&config);
+        }
         self.router.store(Arc::new(Router::new(config)));
     }
 

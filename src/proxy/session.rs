@@ -309,7 +309,9 @@ impl Auth<'_> {
         }
     }
 
-    /// Tries the partition's nodes in priority order.
+    /// Tries the partition's nodes in priority order: with health monitoring only those
+    /// that are up and not draining (a node known down is never waited on), and a
+    /// failed attempt counts against its node.
     async fn connect_any(
         &self,
         partition: &str,
@@ -318,17 +320,26 @@ impl Auth<'_> {
         let gw = &self.ctx.gateway;
         let settings = gw.settings();
         let (timeout, stall) = (settings.connect_timeout, settings.stall_timeout);
-        for (name, url) in nodes {
+        let health = gw.health();
+        let usable = nodes
+            .iter()
+            .filter(|(name, _)| health.is_none_or(|h| h.is_up(name)));
+        for (name, url) in usable {
             match upstream::connect(url, gw.upstream_tls(), timeout, stall).await {
                 Ok(socket) => return Some((name.clone(), socket)),
-                Err(err) => warn!(
-                    partition,
-                    node = %name,
-                    url = %url,
-                    failure = err.category(),
-                    error = %err,
-                    "node unreachable, trying the next one"
-                ),
+                Err(err) => {
+                    warn!(
+                        partition,
+                        node = %name,
+                        url = %url,
+                        failure = err.category(),
+                        error = %err,
+                        "node unreachable, trying the next one"
+                    );
+                    if let Some(health) = health {
+                        health.passive_failure(name, err.category());
+                    }
+                }
             }
         }
         None

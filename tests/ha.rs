@@ -1,0 +1,151 @@
+//! The gateway with health monitoring on (issue 10, Health): logins go only to nodes
+//! that are up, a node found down is never waited on, and failed connects count as
+//! passive failures. Waits are on health changes, never on a clock.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use tokio::net::TcpListener;
+use vertogw::health::state::NodeState;
+
+/// `acme` served by `first` then `second`, with short probes: `timeout` each, every
+/// `interval`, down after 2 failures.
+async fn gateway(interval: Duration, timeout: Duration, first: &str, second: &str) -> Setup {
+    let map = format!(
+        "{}{}",
+        node_tables(&[first, second]),
+        partition("acme", &[first, second], r#"["acme.test"]"#, None),
+    );
+    Setup::new(&map).tweak(move |c| {
+        c.health.interval = interval;
+        c.health.timeout = timeout;
+        c.health.fall = 2;
+        c.health.rise = 1;
+    })
+}
+
+/// A node that accepts TCP and never answers; counts the connections it got.
+async fn black_hole() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: a test makes a handful of connections.
+        for _ in 0..64 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                break;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(tcp);
+        }
+    });
+    (url, accepted)
+}
+
+/// Waits until `node`'s state is `want`.
+async fn wait_state(gw: &TestGateway, node: &str, want: NodeState) {
+    let health = gw.gateway.health().expect("health is monitored");
+    let mut changes = health.changes();
+    within(&format!("{node} to be {want}"), async {
+        while health.state(node) != want {
+            changes.changed().await.expect("health alive");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_node_found_down_at_start_up_is_never_waited_on() {
+    let (hole, accepted) = black_hole().await;
+    let gw = gateway(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        "hole",
+        "fs2",
+    )
+    .await
+    .url("hole", hole)
+    .node(sim("fs2"))
+    .start()
+    .await;
+    gw.gateway
+        .monitor(gw.shutdown.clone())
+        .await
+        .expect("monitor");
+    let health = gw.gateway.health().expect("health");
+    assert_eq!(health.state("hole"), NodeState::Down, "its probe timed out");
+    assert_eq!(health.state("fs2"), NodeState::Up);
+    let mut ws = gw.client().await;
+    assert_eq!(login_ready(&mut ws, "1000@acme.test", 1).await, "fs2");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "only the start-up probe reached the black hole, not the login"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_dies_is_marked_down_by_probes_and_logins_go_to_the_standby() {
+    let gw = gateway(
+        Duration::from_millis(100),
+        Duration::from_millis(100),
+        "fs1",
+        "fs2",
+    )
+    .await
+    .node(sim("fs1"))
+    .node(sim("fs2"))
+    .start()
+    .await;
+    gw.gateway
+        .monitor(gw.shutdown.clone())
+        .await
+        .expect("monitor");
+    let mut ws = gw.client().await;
+    assert_eq!(login_ready(&mut ws, "1000@acme.test", 1).await, "fs1");
+    gw.node("fs1").vanish();
+    wait_state(&gw, "fs1", NodeState::Down).await;
+    let mut again = gw.client().await;
+    assert_eq!(login_ready(&mut again, "1001@acme.test", 1).await, "fs2");
+}
+
+#[tokio::test]
+async fn a_failed_connect_counts_against_the_node_and_the_login_tries_the_next() {
+    // Probes every minute: only the login can notice that fs1 died.
+    let gw = gateway(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "fs1",
+        "fs2",
+    )
+    .await
+    .node(sim("fs1"))
+    .node(sim("fs2"))
+    .start()
+    .await;
+    gw.gateway
+        .monitor(gw.shutdown.clone())
+        .await
+        .expect("monitor");
+    let health = gw.gateway.health().expect("health");
+    gw.node("fs1").vanish();
+    within("fs1 to be gone", gw.node("fs1").closed()).await;
+    let mut ws = gw.client().await;
+    assert_eq!(login_ready(&mut ws, "1000@acme.test", 1).await, "fs2");
+    let fs1 = health
+        .snapshot()
+        .into_iter()
+        .find(|n| n.name == "fs1")
+        .expect("fs1");
+    assert_eq!(fs1.failures, 1, "one passive failure: {fs1:?}");
+    // A second failed login attempt reaches `fall` (2): fs1 is down.
+    let mut ws = gw.client().await;
+    assert_eq!(login_ready(&mut ws, "1001@acme.test", 1).await, "fs2");
+    assert_eq!(health.state("fs1"), NodeState::Down);
+}
