@@ -149,3 +149,52 @@ async fn a_failed_connect_counts_against_the_node_and_the_login_tries_the_next()
     assert_eq!(login_ready(&mut ws, "1001@acme.test", 1).await, "fs2");
     assert_eq!(health.state("fs1"), NodeState::Down);
 }
+
+/// Logs `login` in with `sessid` and returns the node that took it.
+async fn lands_on(gw: &TestGateway, login: &str, sessid: &str) -> (Client, String) {
+    let mut ws = gw.client().await;
+    let reply = login_with_sessid(&mut ws, login, PASSWORD, sessid, 1).await;
+    assert_eq!(reply["result"]["message"], "logged in", "{login}: {reply}");
+    let node = client_ready_node(&mut ws).await;
+    (ws, node)
+}
+
+#[tokio::test]
+async fn a_sessid_returns_to_its_node_for_the_same_login_only() {
+    // fs1 is not there yet: its port is reserved, then freed for the node to come.
+    let reserved = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let fs1_addr = reserved.local_addr().expect("address");
+    drop(reserved);
+    let gw = gateway(
+        Duration::from_millis(100),
+        Duration::from_millis(100),
+        "fs1",
+        "fs2",
+    )
+    .await
+    .url("fs1", format!("ws://{fs1_addr}/"))
+    .node(sim("fs2"))
+    .start()
+    .await;
+    gw.gateway
+        .monitor(gw.shutdown.clone())
+        .await
+        .expect("monitor");
+    let (first, node) = lands_on(&gw, "1000@acme.test", "sess-A").await;
+    assert_eq!(node, "fs2", "fs1 is down");
+    drop(first);
+    // fs1 comes up and becomes the partition's first usable node.
+    let listener = TcpListener::bind(fs1_addr).await.expect("bind fs1's port");
+    let fs1 = vertogw_sim::SimNode::spawn(listener, sim("fs1")).await;
+    wait_state(&gw, "fs1", NodeState::Up).await;
+    // The same login with its sessid goes back to fs2, where its calls would be.
+    assert_eq!(lands_on(&gw, "1000@acme.test", "sess-A").await.1, "fs2");
+    // Another login presenting that sessid, or a fresh sessid, goes to fs1.
+    assert_eq!(lands_on(&gw, "1001@acme.test", "sess-A").await.1, "fs1");
+    assert_eq!(lands_on(&gw, "1000@acme.test", "sess-B").await.1, "fs1");
+    // Never to a node that is down: fs2 dies, sess-A's login goes to fs1.
+    gw.node("fs2").vanish();
+    wait_state(&gw, "fs2", NodeState::Down).await;
+    assert_eq!(lands_on(&gw, "1000@acme.test", "sess-A").await.1, "fs1");
+    fs1.shutdown().await;
+}

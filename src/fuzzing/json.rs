@@ -144,6 +144,7 @@ fn same_request(members: &[(String, Json)], req: &Request<'_>) {
         Json::Object(inner) => Params {
             login: slot(inner, "login"),
             passwd: slot(inner, "passwd"),
+            sessid: slot(inner, "sessid"),
         },
         _ => Params::default(),
     });

@@ -15,6 +15,7 @@ pub(crate) mod proxy_header;
 mod relay;
 mod session;
 mod shards;
+mod sticky;
 mod tcp;
 mod throttle;
 mod turns;
@@ -79,6 +80,8 @@ pub struct Gateway {
     /// nodes that are up. Without it every node is tried in order (tests of other
     /// features run so, without probes reaching their nodes).
     health: std::sync::OnceLock<Arc<crate::health::Health>>,
+    /// Where each browser `sessid` was last logged in (used with health monitoring).
+    sticky: Arc<sticky::Sticky>,
 }
 
 impl Gateway {
@@ -103,6 +106,7 @@ impl Gateway {
             end_log: throttle::Throttles::default(),
             per_ip,
             health: std::sync::OnceLock::new(),
+            sticky: Arc::default(),
         })
     }
 
@@ -122,6 +126,10 @@ impl Gateway {
         let _loops = Arc::clone(&health).spawn(tls, shutdown);
         let _ = self.health.set(health);
         Ok(())
+    }
+
+    fn sticky(&self) -> &Arc<sticky::Sticky> {
+        &self.sticky
     }
 
     /// The nodes' health, when [`Gateway::monitor`] runs.

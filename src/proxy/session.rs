@@ -13,6 +13,7 @@ use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::failures::COOLDOWN_MESSAGE;
 use super::policy::{stamp_login, SessionPolicy};
 use super::relay;
+use super::sticky::Held;
 use super::upstream::{self, NodeSocket};
 use crate::config::NodeUrl;
 use crate::verto::prelogin::{Frame, PreLoginState, Routed, Step, Violation};
@@ -24,6 +25,8 @@ struct Upstream {
     socket: NodeSocket,
     partition: String,
     login_id: String,
+    /// The pending login's `params.sessid`.
+    sessid: Option<String>,
 }
 
 /// Runs a browser socket to its end and writes the session's log line.
@@ -34,6 +37,7 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
         state: PreLoginState::new(ctx.gateway.settings().prelogin),
         upstream: None,
         summary: &mut summary,
+        sticky: None,
     };
     // Boxed: the login phase's state (TLS and WebSocket handshakes to nodes) is large
     // and must not stay in the task's allocation for the hours a session lives.
@@ -43,6 +47,8 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
         _ = ctx.shutdown.cancelled() => Err(EndReason::Shutdown),
     };
     let upstream = auth.upstream.take();
+    // Dropped when the session ends: the sessid's sticky_ms starts then.
+    let _sticky = auth.sticky.take();
     let reason = match (outcome, upstream) {
         (Ok(()), Some(up)) => {
             let Upstream {
@@ -126,6 +132,8 @@ struct Auth<'a> {
     state: PreLoginState,
     upstream: Option<Upstream>,
     summary: &'a mut Summary,
+    /// The sticky entry of the accepted login, kept for the session's life.
+    sticky: Option<Held>,
 }
 
 impl Auth<'_> {
@@ -252,6 +260,7 @@ impl Auth<'_> {
             Step::Forward => {
                 if let Some(up) = self.upstream.as_mut() {
                     up.login_id = req.id;
+                    up.sessid = req.sessid;
                 }
                 match text {
                     Some(text) => self.forward_up(text).await,
@@ -284,13 +293,15 @@ impl Auth<'_> {
         partition: String,
         nodes: &[(String, NodeUrl)],
     ) -> Result<(), EndReason> {
-        match self.connect_any(&partition, nodes).await {
+        let sticky = self.sticky_node(&req, nodes);
+        match self.connect_any(&partition, nodes, sticky.as_deref()).await {
             Some((name, socket)) => {
                 self.summary.node = Some(name);
                 self.upstream = Some(Upstream {
                     socket,
                     partition,
                     login_id: req.id,
+                    sessid: req.sessid,
                 });
                 match text {
                     Some(text) => self.forward_up(text).await,
@@ -309,21 +320,40 @@ impl Auth<'_> {
         }
     }
 
-    /// Tries the partition's nodes in priority order: with health monitoring only those
-    /// that are up and not draining (a node known down is never waited on), and a
-    /// failed attempt counts against its node.
+    /// The node this login's `sessid` was on, if it should go back there: the same
+    /// login, a node of its partition that is up or draining (health monitored).
+    fn sticky_node(&self, req: &LoginRequest, nodes: &[(String, NodeUrl)]) -> Option<String> {
+        let gw = &self.ctx.gateway;
+        let health = gw.health()?;
+        let sessid = req.sessid.as_deref()?;
+        let ttl = health.settings().sticky;
+        let node = gw
+            .sticky()
+            .lookup(sessid, &req.login, ttl, tokio::time::Instant::now())?;
+        let listed = nodes.iter().any(|(name, _)| *name == node);
+        (listed && health.is_usable(&node)).then_some(node)
+    }
+
+    /// Tries the partition's nodes in priority order, `sticky` first: with health
+    /// monitoring only those that are up and not draining (a node known down is never
+    /// waited on), and a failed attempt counts against its node.
     async fn connect_any(
         &self,
         partition: &str,
         nodes: &[(String, NodeUrl)],
+        sticky: Option<&str>,
     ) -> Option<(String, NodeSocket)> {
         let gw = &self.ctx.gateway;
         let settings = gw.settings();
         let (timeout, stall) = (settings.connect_timeout, settings.stall_timeout);
         let health = gw.health();
-        let usable = nodes
+        let first = nodes
             .iter()
-            .filter(|(name, _)| health.is_none_or(|h| h.is_up(name)));
+            .filter(|(name, _)| Some(name.as_str()) == sticky);
+        let rest = nodes.iter().filter(|(name, _)| {
+            Some(name.as_str()) != sticky && health.is_none_or(|h| h.is_up(name))
+        });
+        let usable = first.chain(rest);
         for (name, url) in usable {
             match upstream::connect(url, gw.upstream_tls(), timeout, stall).await {
                 Ok(socket) => return Some((name.clone(), socket)),
@@ -390,6 +420,24 @@ impl Auth<'_> {
         }
     }
 
+    /// Records where the accepted login's sessid is (health monitoring only): the
+    /// node's reply names it (`result.sessid`), else the login request did.
+    fn remember_node(&mut self, reply: &str) {
+        let gw = &self.ctx.gateway;
+        if gw.health().is_none() {
+            return;
+        }
+        let from_reply = serde_json::from_str::<serde_json::Value>(reply)
+            .ok()
+            .and_then(|v| v["result"]["sessid"].as_str().map(str::to_owned));
+        let sessid = from_reply.or_else(|| self.upstream.as_ref()?.sessid.clone());
+        if let (Some(sessid), Some(node), Some(login)) =
+            (sessid, &self.summary.node, &self.summary.login)
+        {
+            self.sticky = Some(gw.sticky().record(&sessid, node, login));
+        }
+    }
+
     /// Handles a node message; `Ok(true)` once the node accepted the login.
     async fn on_node(
         &mut self,
@@ -404,7 +452,10 @@ impl Auth<'_> {
             Some(Ok(Message::Close(frame))) => return Err(EndReason::NodeClosed(frame)),
             Some(Ok(Message::Text(text))) => {
                 let accepted = match verto::login_outcome(&text, &login_id) {
-                    LoginOutcome::Accepted => true,
+                    LoginOutcome::Accepted => {
+                        self.remember_node(&text);
+                        true
+                    }
                     LoginOutcome::Rejected => {
                         // The node's verdict on the credentials: relayed as it is,
                         // counted and logged like the gateway's own refusals.

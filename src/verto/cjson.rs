@@ -65,6 +65,8 @@ pub struct Params<'a> {
     pub login: Slot<'a>,
     /// `params.passwd` (never logged, never kept beyond classification).
     pub passwd: Slot<'a>,
+    /// `params.sessid`: the browser's session id, which sticky routing keys on.
+    pub sessid: Slot<'a>,
 }
 
 /// One JSON-RPC object as mod_verto's `process_jrpc` sees it.
@@ -284,13 +286,15 @@ impl<'a> Reader<'a> {
             self.skip_value(depth)?;
             return Ok(params);
         }
-        let (mut seen_login, mut seen_passwd) = (false, false);
+        let (mut seen_login, mut seen_passwd, mut seen_sessid) = (false, false, false);
         self.object(depth, |r, key| {
             let first = |seen: &mut bool| !std::mem::replace(seen, true);
             if key.eq_ignore_ascii_case("login") && first(&mut seen_login) {
                 params.login = r.slot(depth + 1)?;
             } else if key.eq_ignore_ascii_case("passwd") && first(&mut seen_passwd) {
                 params.passwd = r.slot(depth + 1)?;
+            } else if key.eq_ignore_ascii_case("sessid") && first(&mut seen_sessid) {
+                params.sessid = r.slot(depth + 1)?;
             } else {
                 r.skip_value(depth + 1)?;
             }

@@ -59,6 +59,8 @@ pub struct LoginRequest {
     pub id: String,
     /// `params.login`, e.g. `1008@example.com`.
     pub login: String,
+    /// `params.sessid`, when the browser sent one.
+    pub sessid: Option<String>,
 }
 
 /// Classifies one text message received before any node accepted a login, answering
@@ -101,6 +103,7 @@ fn classify_single(req: &Request<'_>, allow_login: bool) -> PreLogin {
     PreLogin::Login(LoginRequest {
         id: id.to_owned(),
         login: login.to_owned(),
+        sessid: params.sessid.non_empty().map(str::to_owned),
     })
 }
 
@@ -259,10 +262,12 @@ pub fn inspect_forwarded(text: &str) -> Forwarded {
         .iter()
         .filter(|req| req.is_login())
         .filter_map(|req| {
-            let login = req.params.as_ref()?.login.non_empty()?;
+            let params = req.params.as_ref()?;
+            let login = params.login.non_empty()?;
             Some(LoginRequest {
                 id: reply_id(req.id).to_owned(),
                 login: login.to_owned(),
+                sessid: params.sessid.non_empty().map(str::to_owned),
             })
         })
         .collect();
