@@ -198,3 +198,42 @@ async fn a_sessid_returns_to_its_node_for_the_same_login_only() {
     assert_eq!(lands_on(&gw, "1000@acme.test", "sess-A").await.1, "fs1");
     fs1.shutdown().await;
 }
+
+#[tokio::test]
+async fn sessions_on_a_node_that_stops_answering_are_closed_with_1001_at_once() {
+    let fs1 = vertogw_sim::SimNode::spawn(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        sim("fs1"),
+    )
+    .await;
+    // The browser's node connection goes through the switch and stays open; only
+    // the probes see the node stop answering.
+    let switch = Switch::new(fs1.local_addr()).await;
+    let gw = gateway(
+        Duration::from_millis(100),
+        Duration::from_millis(100),
+        "fs1",
+        "fs2",
+    )
+    .await
+    .url("fs1", switch.url.clone())
+    .node(sim("fs2"))
+    .start()
+    .await;
+    gw.gateway
+        .monitor(gw.shutdown.clone())
+        .await
+        .expect("monitor");
+    let (mut ws, node) = lands_on(&gw, "1000@acme.test", "sess-A").await;
+    assert_eq!(node, "fs1");
+    switch.set(Mode::Hold);
+    wait_state(&gw, "fs1", NodeState::Down).await;
+    assert_eq!(
+        recv_close(&mut ws).await,
+        Some(1001),
+        "closed at once, not at a timeout"
+    );
+    // It reconnects, with its sessid, to the standby (fs1 is down: not sticky).
+    assert_eq!(lands_on(&gw, "1000@acme.test", "sess-A").await.1, "fs2");
+    fs1.shutdown().await;
+}

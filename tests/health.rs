@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +21,7 @@ use vertogw::health::probe::PROBE_LOGIN;
 use vertogw::health::{client_tls, probe, Health, NodeState, Reason, Transition};
 use vertogw_sim::SimNode;
 
-use common::{certs, refusing_url, sim, sim_tls, within};
+use common::{certs, refusing_url, sim, sim_tls, within, Mode, Switch};
 
 /// Probe settings fast enough for tests, slow enough for a loaded machine.
 const FAST: &str = "interval_ms = 250\ntimeout_ms = 250\nrise = 2\nfall = 3\n";
@@ -84,62 +83,6 @@ fn last_change(health: &Health, node: &str) -> Transition {
     status(health, node)
         .last_change
         .unwrap_or_else(|| panic!("node {node} never changed state"))
-}
-
-/// How a [`Switch`] treats new connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Relay them to the node.
-    Forward,
-    /// Accept and never answer (a black-holed node).
-    Hold,
-    /// Accept and close at once (fails fast, as `handshake`).
-    Drop,
-}
-
-/// A TCP relay in front of a node whose behaviour a test switches: the node "stops
-/// answering" and "comes back" on the same address.
-struct Switch {
-    url: String,
-    mode: Arc<Mutex<Mode>>,
-    task: JoinHandle<()>,
-}
-
-impl Switch {
-    async fn new(target: SocketAddr) -> Switch {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("ws://{}/", listener.local_addr().expect("address"));
-        let mode = Arc::new(Mutex::new(Mode::Forward));
-        let current = Arc::clone(&mode);
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                let mode = *current.lock().unwrap_or_else(|e| e.into_inner());
-                match mode {
-                    Mode::Forward => {
-                        tokio::spawn(async move {
-                            if let Ok(mut node) = TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut tcp, &mut node).await;
-                            }
-                        });
-                    }
-                    Mode::Hold => held.push(tcp),
-                    Mode::Drop => drop(tcp),
-                }
-            }
-        });
-        Switch { url, mode, task }
-    }
-
-    fn set(&self, mode: Mode) {
-        *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, NodeUrl};
 
@@ -53,6 +54,8 @@ struct Entry {
     health: NodeHealth,
     last_change: Option<Transition>,
     last_probe: Option<Result<Duration, &'static str>>,
+    /// Cancelled when the node goes down (then replaced): the sessions on it end.
+    down: CancellationToken,
 }
 
 impl Entry {
@@ -63,6 +66,16 @@ impl Entry {
             health: NodeHealth::new(),
             last_change: None,
             last_probe: None,
+            down: CancellationToken::new(),
+        }
+    }
+
+    /// Keeps `t` as the last change; a node that went down ends its sessions.
+    fn changed(&mut self, t: Transition) {
+        self.last_change = Some(t);
+        if t.to == NodeState::Down {
+            self.down.cancel();
+            self.down = CancellationToken::new();
         }
     }
 }
@@ -235,6 +248,21 @@ impl Health {
         Some(result)
     }
 
+    /// Cancelled when `node` goes down: a session on it holds this and ends then, at
+    /// once (its node may still hold the TCP connection open without answering).
+    /// `None` for a node the map does not have.
+    pub fn down_signal(&self, node: &str) -> Option<CancellationToken> {
+        let inner = self.read();
+        let entry = inner.nodes.get(node)?;
+        if entry.health.state() == NodeState::Down {
+            // Already down: ended at once, leaving the node's own token for when it is up.
+            let ended = CancellationToken::new();
+            ended.cancel();
+            return Some(ended);
+        }
+        Some(entry.down.clone())
+    }
+
     /// Records a failed connect, TLS handshake or upgrade to `node` while routing a
     /// login (`category` as in [`ProbeError::category`]): one more failure toward
     /// `fall`. Returns the transition it caused, if any.
@@ -244,7 +272,9 @@ impl Health {
             let fall = inner.settings.fall;
             let entry = inner.nodes.get_mut(node)?;
             let t = entry.health.passive_failure(fall, Instant::now());
-            entry.last_change = t.or(entry.last_change);
+            if let Some(t) = t {
+                entry.changed(t);
+            }
             t
         };
         tracing::debug!(node, failure = category, "health: passive failure");
@@ -321,6 +351,15 @@ impl Health {
     /// Applies one probe result of `node` at `url` (ignored if the node has since left
     /// the map or changed its URL), then logs what changed.
     fn record_probe(&self, node: &str, url: &NodeUrl, result: &Result<Duration, ProbeError>) {
+        if let Err(e) = result.as_ref().map_err(ProbeError::is_local) {
+            if e {
+                tracing::debug!(
+                    node,
+                    "health: probe not sent: the gateway is out of descriptors"
+                );
+                return;
+            }
+        }
         let change = {
             let mut inner = self.write();
             let (rise, fall) = (inner.settings.rise, inner.settings.fall);
@@ -336,7 +375,7 @@ impl Health {
                 .health
                 .probe(result.is_ok(), rise, fall, Instant::now());
             if let Some(Change::Transition(t)) = change {
-                entry.last_change = Some(t);
+                entry.changed(t);
             }
             change
         };

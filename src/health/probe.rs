@@ -50,6 +50,14 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// Whether the gateway itself failed, not the node: it is out of file descriptors
+    /// and could not even open the socket. Such a result says nothing about the node
+    /// (and counting it would take every node down, and end every session, exactly
+    /// when a connection flood exhausts the descriptors).
+    pub fn is_local(&self) -> bool {
+        matches!(self, ProbeError::Refused(e) if crate::proxy::is_out_of_descriptors(e))
+    }
+
     /// A fixed category for logs and metrics: `refused`, `tls`, `handshake`, `timeout`
     /// or `bad_reply`.
     pub fn category(&self) -> &'static str {
@@ -173,6 +181,15 @@ fn judge(text: &str) -> Option<Result<(), ProbeError>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_running_out_of_descriptors_is_the_gateways_own_failure() {
+        let refused = |code| ProbeError::Refused(std::io::Error::from_raw_os_error(code));
+        assert!(refused(24).is_local(), "EMFILE");
+        assert!(refused(23).is_local(), "ENFILE");
+        assert!(!refused(111).is_local(), "ECONNREFUSED is the node's");
+        assert!(!ProbeError::Timeout(Duration::from_secs(1)).is_local());
+    }
+
     use super::*;
 
     #[test]

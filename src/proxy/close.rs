@@ -47,6 +47,10 @@ pub enum EndReason {
     PingTimeout,
     /// The gateway is shutting down.
     Shutdown,
+    /// Health checks found the session's node down (it may still hold the connection
+    /// open without answering): the browser gets 1001 and reconnects to the standby,
+    /// the node side is dropped.
+    NodeDown,
 }
 
 /// What one leg is told when the session ends.
@@ -84,6 +88,7 @@ impl EndReason {
             EndReason::Stalled(Direction::Down) => "browser_stalled",
             EndReason::PingTimeout => "ping_timeout",
             EndReason::Shutdown => "shutdown",
+            EndReason::NodeDown => "node_down",
         }
     }
 
@@ -126,6 +131,7 @@ impl EndReason {
             EndReason::Stalled(_) => frame(1011, "peer not reading"),
             EndReason::PingTimeout => frame(1011, "no answer to ping"),
             EndReason::Shutdown => frame(1001, "gateway shutting down"),
+            EndReason::NodeDown => frame(1001, "node down"),
         }
     }
 
@@ -134,7 +140,7 @@ impl EndReason {
         match self {
             EndReason::BrowserClosed(f) => CloseAction::Send(f.clone()),
             EndReason::NodeClosed(_) => CloseAction::Echo,
-            EndReason::NodeGone => CloseAction::Abandon,
+            EndReason::NodeGone | EndReason::NodeDown => CloseAction::Abandon,
             _ => frame(1001, "going away"),
         }
     }

@@ -38,6 +38,7 @@ pub(crate) use upgrade::{
     check_origin, inspect as inspect_upgrade, switching as upgrade_switching,
 };
 // For `crate::health`'s probes: the same way to a node that logins take.
+pub(crate) use capacity::is_out_of_descriptors;
 pub(crate) use upstream::{connect as connect_node, ConnectError};
 
 use crate::config::Config;

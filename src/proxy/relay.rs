@@ -20,6 +20,9 @@
 //! close the browser with 1011 and the node with 1001, so FreeSWITCH detaches calls
 //! promptly. Nodes are never pinged (mod_verto answers pings with JSON errors).
 //!
+//! A session whose node the health checks find down ends at once (1001 to the browser):
+//! a node that stopped answering may still hold its TCP connection open.
+//!
 //! Calls: every relayed text passes [`Calls`], which parses only the few messages that
 //! can start or end a call, so the session knows whether moving it would cut one.
 //!
@@ -57,6 +60,7 @@ pub async fn run(
     ctx: &SessionCtx,
     policy: &SessionPolicy,
     summary: &mut Summary,
+    node_down: Option<tokio_util::sync::CancellationToken>,
 ) -> EndReason {
     let settings = ctx.gateway.settings();
     // The node accepted the login: from now on the session's own message limit.
@@ -81,9 +85,16 @@ pub async fn run(
         bytes_down: 0,
         calls: Calls::default(),
     };
+    let node_down = async {
+        match &node_down {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     let reason = tokio::select! {
         r = &mut pump => r,
         _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
+        _ = node_down => EndReason::NodeDown,
     };
     summary.bytes_up += pump.bytes_up;
     summary.bytes_down += pump.bytes_down;

@@ -67,7 +67,20 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
                 partition,
                 ctx.peer.ip(),
             );
-            let reason = relay::run(&mut browser, &mut node, &ctx, &policy, &mut summary).await;
+            // Health checks end the session at once if its node goes down.
+            let node_down = match (ctx.gateway.health(), summary.node.as_deref()) {
+                (Some(health), Some(name)) => health.down_signal(name),
+                _ => None,
+            };
+            let reason = relay::run(
+                &mut browser,
+                &mut node,
+                &ctx,
+                &policy,
+                &mut summary,
+                node_down,
+            )
+            .await;
             Box::pin(finish(browser, Some(node), &reason)).await;
             reason
         }
@@ -366,8 +379,11 @@ impl Auth<'_> {
                         error = %err,
                         "node unreachable, trying the next one"
                     );
-                    if let Some(health) = health {
-                        health.passive_failure(name, err.category());
+                    match health {
+                        Some(health) if !err.is_local() => {
+                            health.passive_failure(name, err.category());
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -46,6 +46,11 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// Whether the gateway itself failed (out of file descriptors), not the node.
+    pub fn is_local(&self) -> bool {
+        matches!(self, ConnectError::Tcp(e) if super::capacity::is_out_of_descriptors(e))
+    }
+
     /// A fixed category for logs and metrics.
     pub fn category(&self) -> &'static str {
         match self {

@@ -35,8 +35,11 @@ use vertogw_net::tls;
 use vertogw_sim::{SimConfig, SimNode, SimStats, SimUsers};
 
 mod bystander;
+mod switch;
 #[allow(unused_imports)]
 pub use bystander::Bystander;
+#[allow(unused_imports)]
+pub use switch::{Mode, Switch};
 
 /// The bound on every single wait of a test (one frame, one node event).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
