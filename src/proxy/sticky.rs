@@ -6,6 +6,7 @@
 //! last one ended; at most [`MAX_ENTRIES`], the least recently used evicted first.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -14,10 +15,13 @@ use tokio::time::Instant;
 /// Entries kept at most.
 pub const MAX_ENTRIES: usize = 100_000;
 
+/// Every live session has an entry, so it is kept small: the sessid is shared with
+/// the use order and the session's guard, node names are shared, and the login is kept
+/// as a hash of its lower-cased form (it is only ever compared).
 #[derive(Debug)]
 struct Entry {
-    node: String,
-    login: String,
+    node: Arc<str>,
+    login: u64,
     /// Sessions open with this sessid.
     open: u32,
     /// When the last of them ended (meaningful when `open` is 0).
@@ -28,11 +32,13 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Arc<str>, Entry>,
     /// Use order, oldest first: (sessid, stamp). A pair whose stamp is no longer its
     /// entry's is stale and skipped, so a use costs a push, not a search.
-    order: VecDeque<(String, u64)>,
+    order: VecDeque<(Arc<str>, u64)>,
     next_stamp: u64,
+    /// The node names seen, shared by the entries (a map has a handful).
+    nodes: Vec<Arc<str>>,
 }
 
 /// The gateway's sessid → node memory.
@@ -45,13 +51,13 @@ pub struct Sticky {
 #[derive(Debug)]
 pub struct Held {
     sticky: Arc<Sticky>,
-    sessid: String,
+    sessid: Arc<str>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let mut inner = self.sticky.lock();
-        if let Some(entry) = inner.entries.get_mut(&self.sessid) {
+        if let Some(entry) = inner.entries.get_mut(&*self.sessid) {
             entry.open = entry.open.saturating_sub(1);
             if entry.open == 0 {
                 entry.ended = Instant::now();
@@ -69,26 +75,32 @@ impl Sticky {
     /// the returned guard lives.
     pub fn record(self: &Arc<Self>, sessid: &str, node: &str, login: &str) -> Held {
         let mut inner = self.lock();
-        let stamp = inner.touch(sessid);
+        let key: Arc<str> = match inner.entries.get_key_value(sessid) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(sessid),
+        };
+        let stamp = inner.touch(&key);
+        let node = inner.node(node);
+        let login = login_key(login);
         let entry = inner
             .entries
-            .entry(sessid.to_owned())
+            .entry(Arc::clone(&key))
             .or_insert_with(|| Entry {
-                node: node.to_owned(),
-                login: login.to_owned(),
+                node: Arc::clone(&node),
+                login,
                 open: 0,
                 ended: Instant::now(),
                 stamp,
             });
-        if entry.node != node || !entry.login.eq_ignore_ascii_case(login) {
-            (entry.node, entry.login, entry.open) = (node.to_owned(), login.to_owned(), 0);
+        if entry.node != node || entry.login != login {
+            (entry.node, entry.login, entry.open) = (node, login, 0);
         }
         entry.open += 1;
         entry.stamp = stamp;
         inner.evict();
         Held {
             sticky: Arc::clone(self),
-            sessid: sessid.to_owned(),
+            sessid: key,
         }
     }
 
@@ -98,7 +110,7 @@ impl Sticky {
         let inner = self.lock();
         let entry = inner.entries.get(sessid)?;
         let alive = entry.open > 0 || now.saturating_duration_since(entry.ended) < ttl;
-        (alive && entry.login.eq_ignore_ascii_case(login)).then(|| entry.node.clone())
+        (alive && entry.login == login_key(login)).then(|| entry.node.to_string())
     }
 
     /// How many entries are kept.
@@ -108,14 +120,31 @@ impl Sticky {
     }
 }
 
+/// What a login is compared by: a hash of its lower-cased form.
+fn login_key(login: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    login.to_ascii_lowercase().hash(&mut hasher);
+    hasher.finish()
+}
+
 impl Inner {
+    /// The shared name of `node`.
+    fn node(&mut self, node: &str) -> Arc<str> {
+        if let Some(known) = self.nodes.iter().find(|n| &***n == node) {
+            return Arc::clone(known);
+        }
+        let name: Arc<str> = Arc::from(node);
+        self.nodes.push(Arc::clone(&name));
+        name
+    }
+
     /// A fresh stamp for `sessid`, queued as its most recent use.
-    fn touch(&mut self, sessid: &str) -> u64 {
+    fn touch(&mut self, sessid: &Arc<str>) -> u64 {
         self.next_stamp += 1;
         let stamp = self.next_stamp;
-        self.order.push_back((sessid.to_owned(), stamp));
+        self.order.push_back((Arc::clone(sessid), stamp));
         // Stale pairs pile up with repeated uses: drop them once they are the majority.
-        if self.order.len() > 2 * MAX_ENTRIES.max(self.entries.len()) {
+        if self.order.len() > 2 * self.entries.len() + 1024 {
             let entries = &self.entries;
             self.order
                 .retain(|(id, s)| entries.get(id).is_some_and(|e| e.stamp == *s) || *s == stamp);
