@@ -4,9 +4,14 @@
 //!
 //! An entry lives while a session with that sessid is open and `sticky_ms` after the
 //! last one ended; at most [`MAX_ENTRIES`], the least recently used evicted first.
+//!
+//! Every live session has an entry, so an entry is small (~60 bytes, no allocation of
+//! its own): the sessid and the login are kept as hashes (keyed per process, so no one
+//! can make two of them collide on purpose), the node name is shared.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,9 +20,10 @@ use tokio::time::Instant;
 /// Entries kept at most.
 pub const MAX_ENTRIES: usize = 100_000;
 
-/// Every live session has an entry, so it is kept small: the sessid is shared with
-/// the use order and the session's guard, node names are shared, and the login is kept
-/// as a hash of its lower-cased form (it is only ever compared).
+/// Entries evicted at once when the bound is crossed (the oldest), so that finding
+/// them, a pass over the map, happens once per this many new entries.
+const EVICT_BATCH: usize = MAX_ENTRIES / 100;
+
 #[derive(Debug)]
 struct Entry {
     node: Arc<str>,
@@ -26,16 +32,14 @@ struct Entry {
     open: u32,
     /// When the last of them ended (meaningful when `open` is 0).
     ended: Instant,
-    /// Its position in the use order (see `Inner::order`).
+    /// When it was last recorded, in record order (least recently used first out).
     stamp: u64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<Arc<str>, Entry>,
-    /// Use order, oldest first: (sessid, stamp). A pair whose stamp is no longer its
-    /// entry's is stale and skipped, so a use costs a push, not a search.
-    order: VecDeque<(Arc<str>, u64)>,
+    /// By the sessid's hash.
+    entries: HashMap<u64, Entry>,
     next_stamp: u64,
     /// The node names seen, shared by the entries (a map has a handful).
     nodes: Vec<Arc<str>>,
@@ -45,19 +49,20 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Sticky {
     inner: Mutex<Inner>,
+    keys: RandomState,
 }
 
 /// Held by a session for its life: when dropped, the entry's `sticky_ms` starts.
 #[derive(Debug)]
 pub struct Held {
     sticky: Arc<Sticky>,
-    sessid: Arc<str>,
+    sessid: u64,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let mut inner = self.sticky.lock();
-        if let Some(entry) = inner.entries.get_mut(&*self.sessid) {
+        if let Some(entry) = inner.entries.get_mut(&self.sessid) {
             entry.open = entry.open.saturating_sub(1);
             if entry.open == 0 {
                 entry.ended = Instant::now();
@@ -71,27 +76,30 @@ impl Sticky {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn hash(&self, text: &str) -> u64 {
+        self.keys.hash_one(text)
+    }
+
+    fn login_hash(&self, login: &str) -> u64 {
+        self.keys.hash_one(login.to_ascii_lowercase())
+    }
+
     /// Notes that `login` is logged in on `node` with `sessid`; the entry stays while
     /// the returned guard lives.
     pub fn record(self: &Arc<Self>, sessid: &str, node: &str, login: &str) -> Held {
+        let key = self.hash(sessid);
+        let login = self.login_hash(login);
         let mut inner = self.lock();
-        let key: Arc<str> = match inner.entries.get_key_value(sessid) {
-            Some((key, _)) => Arc::clone(key),
-            None => Arc::from(sessid),
-        };
-        let stamp = inner.touch(&key);
+        inner.next_stamp += 1;
+        let stamp = inner.next_stamp;
         let node = inner.node(node);
-        let login = login_key(login);
-        let entry = inner
-            .entries
-            .entry(Arc::clone(&key))
-            .or_insert_with(|| Entry {
-                node: Arc::clone(&node),
-                login,
-                open: 0,
-                ended: Instant::now(),
-                stamp,
-            });
+        let entry = inner.entries.entry(key).or_insert_with(|| Entry {
+            node: Arc::clone(&node),
+            login,
+            open: 0,
+            ended: Instant::now(),
+            stamp,
+        });
         if entry.node != node || entry.login != login {
             (entry.node, entry.login, entry.open) = (node, login, 0);
         }
@@ -107,10 +115,11 @@ impl Sticky {
     /// The node `sessid` belongs to, if `login` is the one recorded with it and the
     /// entry is alive (a session open, or one ended less than `ttl` ago).
     pub fn lookup(&self, sessid: &str, login: &str, ttl: Duration, now: Instant) -> Option<String> {
+        let (key, login) = (self.hash(sessid), self.login_hash(login));
         let inner = self.lock();
-        let entry = inner.entries.get(sessid)?;
+        let entry = inner.entries.get(&key)?;
         let alive = entry.open > 0 || now.saturating_duration_since(entry.ended) < ttl;
-        (alive && entry.login == login_key(login)).then(|| entry.node.to_string())
+        (alive && entry.login == login).then(|| entry.node.to_string())
     }
 
     /// How many entries are kept.
@@ -118,13 +127,6 @@ impl Sticky {
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
-}
-
-/// What a login is compared by: a hash of its lower-cased form.
-fn login_key(login: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    login.to_ascii_lowercase().hash(&mut hasher);
-    hasher.finish()
 }
 
 impl Inner {
@@ -138,30 +140,17 @@ impl Inner {
         name
     }
 
-    /// A fresh stamp for `sessid`, queued as its most recent use.
-    fn touch(&mut self, sessid: &Arc<str>) -> u64 {
-        self.next_stamp += 1;
-        let stamp = self.next_stamp;
-        self.order.push_back((Arc::clone(sessid), stamp));
-        // Stale pairs pile up with repeated uses: drop them once they are the majority.
-        if self.order.len() > 2 * self.entries.len() + 1024 {
-            let entries = &self.entries;
-            self.order
-                .retain(|(id, s)| entries.get(id).is_some_and(|e| e.stamp == *s) || *s == stamp);
-        }
-        stamp
-    }
-
-    /// Removes the least recently used entries beyond [`MAX_ENTRIES`].
+    /// Past [`MAX_ENTRIES`], removes the [`EVICT_BATCH`] least recently recorded.
     fn evict(&mut self) {
-        while self.entries.len() > MAX_ENTRIES {
-            let Some((id, stamp)) = self.order.pop_front() else {
-                return;
-            };
-            if self.entries.get(&id).is_some_and(|e| e.stamp == stamp) {
-                self.entries.remove(&id);
-            }
+        if self.entries.len() <= MAX_ENTRIES {
+            return;
         }
+        let mut stamps: Vec<u64> = self.entries.values().map(|e| e.stamp).collect();
+        let excess = self.entries.len() - MAX_ENTRIES;
+        let cut = (EVICT_BATCH + excess).min(stamps.len() - 1);
+        let (_, oldest_kept, _) = stamps.select_nth_unstable(cut);
+        let oldest_kept = *oldest_kept;
+        self.entries.retain(|_, e| e.stamp >= oldest_kept);
     }
 }
 
@@ -220,7 +209,12 @@ mod tests {
                 drop(sticky.record("s0", "fs1", "1000@a.test"));
             }
         }
-        assert_eq!(sticky.len(), MAX_ENTRIES);
+        assert!(sticky.len() <= MAX_ENTRIES, "{}", sticky.len());
+        assert!(
+            sticky.len() >= MAX_ENTRIES - EVICT_BATCH - 10,
+            "{}",
+            sticky.len()
+        );
         let now = Instant::now();
         assert!(sticky.lookup("s0", "1000@a.test", TTL, now).is_some());
         assert!(sticky.lookup("s1", "1000@a.test", TTL, now).is_none());
