@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use tokio::net::TcpListener;
 use vertogw::health::state::NodeState;
+use vertogw_sim::SimNode;
 
 /// `acme` served by `first` then `second`, with short probes: `timeout` each, every
 /// `interval`, down after 2 failures.
@@ -25,6 +26,8 @@ async fn gateway(interval: Duration, timeout: Duration, first: &str, second: &st
         c.health.timeout = timeout;
         c.health.fall = 2;
         c.health.rise = 1;
+        // A recovered node is active again at once (the failback tests set a delay).
+        c.health.failback_delay = Duration::ZERO;
     })
 }
 
@@ -235,5 +238,89 @@ async fn sessions_on_a_node_that_stops_answering_are_closed_with_1001_at_once() 
     );
     // It reconnects, with its sessid, to the standby (fs1 is down: not sticky).
     assert_eq!(lands_on(&gw, "1000@acme.test", "sess-A").await.1, "fs2");
+    fs1.shutdown().await;
+}
+
+/// fs1 (behind a switch, down at start) and fs2; failback `failback` after `delay`.
+async fn failback_gateway(failback: &str, delay: Duration) -> (TestGateway, Switch, SimNode) {
+    let fs1 = SimNode::spawn(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        sim("fs1"),
+    )
+    .await;
+    let switch = Switch::new(fs1.local_addr()).await;
+    switch.set(Mode::Drop);
+    let map = format!(
+        "{}{}failback = \"{failback}\"\n",
+        node_tables(&["fs1", "fs2"]),
+        partition("acme", &["fs1", "fs2"], r#"["acme.test"]"#, None),
+    );
+    let gw = Setup::new(&map)
+        .url("fs1", switch.url.clone())
+        .node(sim("fs2"))
+        .tweak(move |c| {
+            c.health.interval = Duration::from_millis(100);
+            c.health.timeout = Duration::from_millis(100);
+            c.health.rise = 1;
+            c.health.fall = 2;
+            c.health.failback_delay = delay;
+        })
+        .start()
+        .await;
+    gw.gateway
+        .monitor(gw.shutdown.clone())
+        .await
+        .expect("monitor");
+    (gw, switch, fs1)
+}
+
+#[tokio::test]
+async fn a_recovered_node_becomes_active_again_only_after_the_failback_delay() {
+    let delay = Duration::from_millis(800);
+    let (gw, switch, fs1) = failback_gateway("auto", delay).await;
+    assert_eq!(
+        lands_on(&gw, "1000@acme.test", "s1").await.1,
+        "fs2",
+        "fs1 is down"
+    );
+    switch.set(Mode::Forward);
+    wait_state(&gw, "fs1", NodeState::Up).await;
+    let health = gw.gateway.health().expect("health");
+    let back = health.recovered_at("fs1").expect("fs1 came back from down");
+    // Up, but inside its delay: the partition stays on fs2.
+    if tokio::time::Instant::now() < back + delay / 2 {
+        assert_eq!(
+            lands_on(&gw, "1001@acme.test", "s2").await.1,
+            "fs2",
+            "not before the delay"
+        );
+    }
+    tokio::time::sleep_until(back + delay).await;
+    assert_eq!(
+        lands_on(&gw, "1002@acme.test", "s3").await.1,
+        "fs1",
+        "after the delay"
+    );
+    fs1.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_manual_failback_the_partition_stays_on_the_standby() {
+    let delay = Duration::from_millis(200);
+    let (gw, switch, fs1) = failback_gateway("manual", delay).await;
+    assert_eq!(lands_on(&gw, "1000@acme.test", "s1").await.1, "fs2");
+    switch.set(Mode::Forward);
+    wait_state(&gw, "fs1", NodeState::Up).await;
+    let back = gw
+        .gateway
+        .health()
+        .and_then(|h| h.recovered_at("fs1"))
+        .expect("recovered");
+    tokio::time::sleep_until(back + delay * 2).await;
+    assert_eq!(
+        lands_on(&gw, "1001@acme.test", "s2").await.1,
+        "fs2",
+        "manual: no return"
+    );
     fs1.shutdown().await;
 }

@@ -179,6 +179,24 @@ impl Health {
             .and_then(|e| e.health.up_since())
     }
 
+    /// When `node` last came back from `down` (its failback delay counts from then);
+    /// `None` when it is not up, or has been up since start-up or an undrain, which
+    /// need no delay.
+    pub fn recovered_at(&self, node: &str) -> Option<Instant> {
+        let inner = self.read();
+        let entry = inner.nodes.get(node)?;
+        match entry.last_change {
+            Some(t)
+                if entry.health.state() == NodeState::Up
+                    && t.to == NodeState::Up
+                    && t.from == NodeState::Down =>
+            {
+                Some(t.at)
+            }
+            _ => None,
+        }
+    }
+
     /// Every node's health, in map order.
     pub fn snapshot(&self) -> Vec<NodeStatus> {
         let inner = self.read();

@@ -3,6 +3,7 @@
 //!
 //! Policy (which node) comes from [`crate::routing`]; everything here is mechanism.
 
+mod active;
 mod capacity;
 mod close;
 mod context;
@@ -83,6 +84,8 @@ pub struct Gateway {
     health: std::sync::OnceLock<Arc<crate::health::Health>>,
     /// Where each browser `sessid` was last logged in (used with health monitoring).
     sticky: Arc<sticky::Sticky>,
+    /// Every partition's active node (used with health monitoring).
+    actives: active::Actives,
 }
 
 impl Gateway {
@@ -108,6 +111,7 @@ impl Gateway {
             per_ip,
             health: std::sync::OnceLock::new(),
             sticky: Arc::default(),
+            actives: active::Actives::default(),
         })
     }
 
@@ -127,6 +131,10 @@ impl Gateway {
         let _loops = Arc::clone(&health).spawn(tls, shutdown);
         let _ = self.health.set(health);
         Ok(())
+    }
+
+    fn actives(&self) -> &active::Actives {
+        &self.actives
     }
 
     fn sticky(&self) -> &Arc<sticky::Sticky> {

@@ -15,7 +15,7 @@ use super::policy::{stamp_login, SessionPolicy};
 use super::relay;
 use super::sticky::Held;
 use super::upstream::{self, NodeSocket};
-use crate::config::NodeUrl;
+use crate::config::{Failback, NodeUrl};
 use crate::verto::prelogin::{Frame, PreLoginState, Routed, Step, Violation};
 use crate::verto::{self, LoginOutcome, LoginRequest};
 use crate::websocket::Error as WsError;
@@ -292,7 +292,9 @@ impl Auth<'_> {
                     .iter()
                     .map(|n| (n.name.clone(), n.verto_url.clone()))
                     .collect();
-                self.connect(browser, text, req, partition, &nodes).await
+                let failback = route.partition.failback;
+                self.connect(browser, text, req, (partition, failback), &nodes)
+                    .await
             }
             other => self.answer(browser, other).await,
         }
@@ -303,11 +305,15 @@ impl Auth<'_> {
         browser: &mut BrowserSocket,
         text: Option<Utf8Bytes>,
         req: LoginRequest,
-        partition: String,
+        (partition, failback): (String, Failback),
         nodes: &[(String, NodeUrl)],
     ) -> Result<(), EndReason> {
-        let sticky = self.sticky_node(&req, nodes);
-        match self.connect_any(&partition, nodes, sticky.as_deref()).await {
+        // Sticky first (calls may wait there), then the partition's active node.
+        let first = match self.sticky_node(&req, nodes) {
+            Some(node) => Some(node),
+            None => self.active_node(&partition, failback, nodes),
+        };
+        match self.connect_any(&partition, nodes, first.as_deref()).await {
             Some((name, socket)) => {
                 self.summary.node = Some(name);
                 self.upstream = Some(Upstream {
@@ -333,6 +339,22 @@ impl Auth<'_> {
         }
     }
 
+    /// The partition's active node (health monitoring only): the first usable node,
+    /// held back from a recovered higher-priority node by the failback rules.
+    fn active_node(
+        &self,
+        partition: &str,
+        failback: Failback,
+        nodes: &[(String, NodeUrl)],
+    ) -> Option<String> {
+        let gw = &self.ctx.gateway;
+        let health = gw.health()?;
+        let names: Vec<&str> = nodes.iter().map(|(name, _)| name.as_str()).collect();
+        let delay = health.settings().failback_delay;
+        gw.actives()
+            .active(partition, &names, failback, delay, health.as_ref())
+    }
+
     /// The node this login's `sessid` was on, if it should go back there: the same
     /// login, a node of its partition that is up or draining (health monitored).
     fn sticky_node(&self, req: &LoginRequest, nodes: &[(String, NodeUrl)]) -> Option<String> {
@@ -347,9 +369,10 @@ impl Auth<'_> {
         (listed && health.is_usable(&node)).then_some(node)
     }
 
-    /// Tries the partition's nodes in priority order, `sticky` first: with health
-    /// monitoring only those that are up and not draining (a node known down is never
-    /// waited on), and a failed attempt counts against its node.
+    /// Tries `sticky` (the sticky or active node) first, then the partition's other
+    /// nodes in priority order: with health monitoring only those that are up and not
+    /// draining (a node known down is never waited on), and a failed attempt counts
+    /// against its node.
     async fn connect_any(
         &self,
         partition: &str,
