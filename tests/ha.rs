@@ -75,12 +75,8 @@ async fn a_node_found_down_at_start_up_is_never_waited_on() {
     .await
     .url("hole", hole)
     .node(sim("fs2"))
-    .start()
+    .start_monitored()
     .await;
-    gw.gateway
-        .monitor(gw.shutdown.clone())
-        .await
-        .expect("monitor");
     let health = gw.gateway.health().expect("health");
     assert_eq!(health.state("hole"), NodeState::Down, "its probe timed out");
     assert_eq!(health.state("fs2"), NodeState::Up);
@@ -104,12 +100,8 @@ async fn a_node_that_dies_is_marked_down_by_probes_and_logins_go_to_the_standby(
     .await
     .node(sim("fs1"))
     .node(sim("fs2"))
-    .start()
+    .start_monitored()
     .await;
-    gw.gateway
-        .monitor(gw.shutdown.clone())
-        .await
-        .expect("monitor");
     let mut ws = gw.client().await;
     assert_eq!(login_ready(&mut ws, "1000@acme.test", 1).await, "fs1");
     gw.node("fs1").vanish();
@@ -130,12 +122,8 @@ async fn a_failed_connect_counts_against_the_node_and_the_login_tries_the_next()
     .await
     .node(sim("fs1"))
     .node(sim("fs2"))
-    .start()
+    .start_monitored()
     .await;
-    gw.gateway
-        .monitor(gw.shutdown.clone())
-        .await
-        .expect("monitor");
     let health = gw.gateway.health().expect("health");
     gw.node("fs1").vanish();
     within("fs1 to be gone", gw.node("fs1").closed()).await;
@@ -177,12 +165,8 @@ async fn a_sessid_returns_to_its_node_for_the_same_login_only() {
     .await
     .url("fs1", format!("ws://{fs1_addr}/"))
     .node(sim("fs2"))
-    .start()
+    .start_monitored()
     .await;
-    gw.gateway
-        .monitor(gw.shutdown.clone())
-        .await
-        .expect("monitor");
     let (first, node) = lands_on(&gw, "1000@acme.test", "sess-A").await;
     assert_eq!(node, "fs2", "fs1 is down");
     drop(first);
@@ -221,12 +205,8 @@ async fn sessions_on_a_node_that_stops_answering_are_closed_with_1001_at_once() 
     .await
     .url("fs1", switch.url.clone())
     .node(sim("fs2"))
-    .start()
+    .start_monitored()
     .await;
-    gw.gateway
-        .monitor(gw.shutdown.clone())
-        .await
-        .expect("monitor");
     let (mut ws, node) = lands_on(&gw, "1000@acme.test", "sess-A").await;
     assert_eq!(node, "fs1");
     switch.set(Mode::Hold);
@@ -265,12 +245,8 @@ async fn failback_gateway(failback: &str, delay: Duration) -> (TestGateway, Swit
             c.health.fall = 2;
             c.health.failback_delay = delay;
         })
-        .start()
+        .start_monitored()
         .await;
-    gw.gateway
-        .monitor(gw.shutdown.clone())
-        .await
-        .expect("monitor");
     (gw, switch, fs1)
 }
 

@@ -208,6 +208,17 @@ impl Setup {
         self
     }
 
+    /// Starts the nodes, the gateway, then its health monitoring (every node probed
+    /// once before this returns).
+    pub async fn start_monitored(self) -> TestGateway {
+        let gw = self.start().await;
+        gw.gateway
+            .monitor(gw.shutdown.clone())
+            .await
+            .expect("health monitoring starts");
+        gw
+    }
+
     /// Starts the nodes, then the gateway.
     pub async fn start(self) -> TestGateway {
         let mut map = self.map;
