@@ -31,6 +31,16 @@ async fn gateway(interval: Duration, timeout: Duration, first: &str, second: &st
     })
 }
 
+/// Simulated fs1 then fs2, health monitored with `interval` and `timeout`.
+async fn two_sims(interval: Duration, timeout: Duration) -> TestGateway {
+    gateway(interval, timeout, "fs1", "fs2")
+        .await
+        .node(sim("fs1"))
+        .node(sim("fs2"))
+        .start_monitored()
+        .await
+}
+
 /// A node that accepts TCP and never answers; counts the connections it got.
 async fn black_hole() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -91,17 +101,7 @@ async fn a_node_found_down_at_start_up_is_never_waited_on() {
 
 #[tokio::test]
 async fn a_node_that_dies_is_marked_down_by_probes_and_logins_go_to_the_standby() {
-    let gw = gateway(
-        Duration::from_millis(100),
-        Duration::from_millis(100),
-        "fs1",
-        "fs2",
-    )
-    .await
-    .node(sim("fs1"))
-    .node(sim("fs2"))
-    .start_monitored()
-    .await;
+    let gw = two_sims(Duration::from_millis(100), Duration::from_millis(100)).await;
     let mut ws = gw.client().await;
     assert_eq!(login_ready(&mut ws, "1000@acme.test", 1).await, "fs1");
     gw.node("fs1").vanish();
@@ -113,17 +113,7 @@ async fn a_node_that_dies_is_marked_down_by_probes_and_logins_go_to_the_standby(
 #[tokio::test]
 async fn a_failed_connect_counts_against_the_node_and_the_login_tries_the_next() {
     // Probes every minute: only the login can notice that fs1 died.
-    let gw = gateway(
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        "fs1",
-        "fs2",
-    )
-    .await
-    .node(sim("fs1"))
-    .node(sim("fs2"))
-    .start_monitored()
-    .await;
+    let gw = two_sims(Duration::from_secs(60), Duration::from_millis(500)).await;
     let health = gw.gateway.health().expect("health");
     gw.node("fs1").vanish();
     within("fs1 to be gone", gw.node("fs1").closed()).await;
