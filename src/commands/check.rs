@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::exit;
-use crate::config::{Config, ExtensionRule};
+use crate::config::{Config, ExtensionRule, Failback};
 use crate::tls::Certificates;
 
 /// Validates the map at `path`: every error to `stderr` and exit 1; otherwise warnings
@@ -84,8 +84,29 @@ fn settings_rows(config: &Config) -> impl Iterator<Item = Vec<String>> {
             &format!("{} ms", gw.connect_timeout.as_millis()),
         ]),
         row(["max message", &format!("{} bytes", gw.max_message_bytes)]),
+        row(["public url", &public_url(config)]),
+        row(["health", &health(config)]),
     ];
     rows.into_iter()
+}
+
+fn public_url(config: &Config) -> String {
+    match &config.gateway.public_url {
+        Some(url) => url.raw.clone(),
+        None => format!("{} (derived from listen)", config.public_url()),
+    }
+}
+
+fn health(config: &Config) -> String {
+    let h = &config.health;
+    format!(
+        "probe every {} ms (timeout {} ms), up after {}, down after {}; failback after {} ms",
+        h.interval.as_millis(),
+        h.timeout.as_millis(),
+        h.rise,
+        h.fall,
+        h.failback_delay.as_millis()
+    )
 }
 
 fn certificate_rows(certificates: &Certificates) -> impl Iterator<Item = Vec<String>> + '_ {
@@ -118,9 +139,25 @@ fn partition_rows(config: &Config) -> impl Iterator<Item = Vec<String>> + '_ {
         let domains: Vec<String> = p.domains.iter().map(ToString::to_string).collect();
         let nodes = p.nodes.join(", ");
         let extensions = extensions(p.extensions.as_deref());
-        vec![p.name.clone(), nodes, domains.join(", "), extensions]
+        let failback = match p.failback {
+            Failback::Auto => "auto",
+            Failback::Manual => "manual",
+        };
+        vec![
+            p.name.clone(),
+            nodes,
+            domains.join(", "),
+            extensions,
+            failback.to_owned(),
+        ]
     });
-    let header = row(["PARTITION", "NODES (active first)", "DOMAINS", "EXTENSIONS"]);
+    let header = row([
+        "PARTITION",
+        "NODES (active first)",
+        "DOMAINS",
+        "EXTENSIONS",
+        "FAILBACK",
+    ]);
     std::iter::once(header).chain(partitions)
 }
 
@@ -228,17 +265,25 @@ domains = ["*"]
         assert!(out.contains("m.toml: OK (2 nodes, 2 partitions)"), "{out}");
         assert!(out.contains("listen           127.0.0.1:8443\n"), "{out}");
         assert!(
+            out.contains("public url       wss://gw.example.test/\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("health           probe every 1000 ms (timeout 1000 ms), up after 2, down after 3; failback after 30000 ms\n"),
+            "{out}"
+        );
+        assert!(
             out.contains("fs1   ws://192.0.2.11:8081   192.0.2.11 10000-10399 (400 ports)\n"),
             "{out}"
         );
         assert!(out.contains("fs2   wss://fs2.example.net  -\n"), "{out}");
         assert!(
-            out.contains("acme       fs1, fs2              acme.example.com, *.acme.test  1000-1999, alice\n"),
+            out.contains("acme       fs1, fs2              acme.example.com, *.acme.test  1000-1999, alice  auto\n"),
             "{out}"
         );
         assert!(
             out.contains(
-                "rest       fs2                   *                              (every user)\n"
+                "rest       fs2                   *                              (every user)      auto\n"
             ),
             "{out}"
         );
