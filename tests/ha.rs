@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use tokio::net::TcpListener;
+use vertogw::config::Config;
 use vertogw::health::state::NodeState;
 use vertogw_sim::SimNode;
 
@@ -289,4 +290,38 @@ async fn with_manual_failback_the_partition_stays_on_the_standby() {
         "manual: no return"
     );
     fs1.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_a_reload_adds_is_probed_at_once_not_at_the_next_interval() {
+    // Probes every minute, and a map that names only fs1 at first.
+    let map = format!(
+        "{}{}",
+        node_tables(&["fs1"]),
+        partition("acme", &["fs1"], r#"["acme.test"]"#, None),
+    );
+    let gw = Setup::new(&map)
+        .node(sim("fs1"))
+        .node(sim("fs2"))
+        .tweak(|c| c.health.interval = Duration::from_secs(60))
+        .start_monitored()
+        .await;
+    let health = gw.gateway.health().expect("health");
+    assert_eq!(health.state("fs1"), NodeState::Up);
+    let reloaded = format!(
+        "{MAP_HEAD}{}{}",
+        node_tables(&["fs1", "fs2"]),
+        partition("acme", &["fs2", "fs1"], r#"["acme.test"]"#, None),
+    )
+    .replace("{fs1}", &gw.node("fs1").url())
+    .replace("{fs2}", &gw.node("fs2").url());
+    let mut config = Config::parse(&reloaded, std::path::Path::new("test.toml"))
+        .expect("the reloaded map parses")
+        .config;
+    config.health.interval = Duration::from_secs(60);
+    config.health.failback_delay = Duration::ZERO;
+    gw.gateway.replace_config(Arc::new(config));
+    // Within the harness's bound, far inside the 60 s interval.
+    wait_state(&gw, "fs2", NodeState::Up).await;
+    assert_eq!(lands_on(&gw, "1000@acme.test", "s1").await.1, "fs2");
 }

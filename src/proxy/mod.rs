@@ -158,8 +158,21 @@ impl Gateway {
     pub fn replace_config(&self, config: Arc<Config>) {
         self.per_ip.reconfigure(&config.limits);
         if let Some(health) = self.health.get() {
-            // Nodes the new map adds are down until their first probe.
+            // Nodes the new map adds are down until their first probe, which is sent at
+            // once rather than at the next interval (with the new map's ca_file).
             health.reconfigure(&config);
+            let tls = crate::health::client_tls(&config);
+            match (tls, tokio::runtime::Handle::try_current()) {
+                (Ok(tls), Ok(runtime)) => {
+                    health.set_tls(Arc::clone(&tls));
+                    let health = Arc::clone(health);
+                    runtime.spawn(async move { health.start_up(&tls).await });
+                }
+                (Err(err), _) => {
+                    tracing::warn!(error = %err, "health: the new map's ca_file does not load; probes keep the previous one")
+                }
+                (Ok(_), Err(_)) => {}
+            }
         }
         self.router.store(Arc::new(Router::new(config)));
     }
