@@ -214,6 +214,15 @@ async fn sessions_on_a_node_that_stops_answering_are_closed_with_1001_at_once() 
 
 /// fs1 (behind a switch, down at start) and fs2; failback `failback` after `delay`.
 async fn failback_gateway(failback: &str, delay: Duration) -> (TestGateway, Switch, SimNode) {
+    failback_gateway_moving(failback, delay, 50).await
+}
+
+/// [`failback_gateway`] moving at most `per_second` sessions a second.
+async fn failback_gateway_moving(
+    failback: &str,
+    delay: Duration,
+    per_second: u32,
+) -> (TestGateway, Switch, SimNode) {
     let fs1 = SimNode::spawn(
         TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         sim("fs1"),
@@ -235,6 +244,7 @@ async fn failback_gateway(failback: &str, delay: Duration) -> (TestGateway, Swit
             c.health.rise = 1;
             c.health.fall = 2;
             c.health.failback_delay = delay;
+            c.health.migrate_per_second = per_second;
         })
         .start_monitored()
         .await;
@@ -324,4 +334,88 @@ async fn a_node_a_reload_adds_is_probed_at_once_not_at_the_next_interval() {
     // Within the harness's bound, far inside the 60 s interval.
     wait_state(&gw, "fs2", NodeState::Up).await;
     assert_eq!(lands_on(&gw, "1000@acme.test", "s1").await.1, "fs2");
+}
+
+/// The close code that ends `ws`, skipping any messages before it.
+async fn closed_with(ws: &mut Client) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    within("the gateway to close the socket", async {
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(frame) = msg {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+}
+
+#[tokio::test]
+async fn idle_sessions_move_to_the_recovered_node_with_1012_and_calls_stay_until_bye() {
+    let (gw, switch, fs1) = failback_gateway("auto", Duration::ZERO).await;
+    let (mut idle, node) = lands_on(&gw, "1000@acme.test", "idle-1").await;
+    assert_eq!(node, "fs2");
+    let (mut busy, _) = lands_on(&gw, "1001@acme.test", "busy-1").await;
+    let invite = serde_json::json!({"jsonrpc": "2.0", "method": "verto.invite", "id": 5,
+        "params": {"sdp": "v=0\r\n", "dialogParams": {"callID": "call-1"}}});
+    send_json(&mut busy, &invite).await;
+    assert_eq!(
+        recv_json(&mut busy).await["result"]["message"],
+        "CALL CREATED"
+    );
+    switch.set(Mode::Forward);
+    // The idle session is moved; the one in a call is not.
+    assert_eq!(closed_with(&mut idle).await, Some(1012));
+    send_json(
+        &mut busy,
+        &request("echo", serde_json::json!({"still": "here"}), 6),
+    )
+    .await;
+    let reply = within("the busy session's echo", async {
+        loop {
+            let msg = recv_json(&mut busy).await;
+            if msg["id"] == 6 {
+                return msg;
+            }
+        }
+    })
+    .await;
+    assert_eq!(reply["result"]["still"], "here", "{reply}");
+    // Its call ends: now it moves too.
+    let bye = serde_json::json!({"jsonrpc": "2.0", "method": "verto.bye", "id": 7,
+        "params": {"dialogParams": {"callID": "call-1"}}});
+    send_json(&mut busy, &bye).await;
+    assert_eq!(closed_with(&mut busy).await, Some(1012));
+    // The moved browser comes back with its sessid: to the active node, not sticky.
+    assert_eq!(lands_on(&gw, "1000@acme.test", "idle-1").await.1, "fs1");
+    fs1.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_move_oldest_login_first_within_the_budget() {
+    let (gw, switch, fs1) = failback_gateway_moving("auto", Duration::ZERO, 1).await;
+    let mut sessions = Vec::new();
+    for (i, user) in ["1000", "1001", "1002"].iter().enumerate() {
+        let (ws, node) = lands_on(&gw, &format!("{user}@acme.test"), &format!("s{i}")).await;
+        assert_eq!(node, "fs2");
+        sessions.push(ws);
+    }
+    switch.set(Mode::Forward);
+    // One a second: they close in login order.
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut ws) in sessions.into_iter().enumerate() {
+        let order = std::sync::Arc::clone(&order);
+        tasks.spawn(async move {
+            let code = closed_with(&mut ws).await;
+            order.lock().expect("order").push(i);
+            code
+        });
+    }
+    while let Some(code) = tasks.join_next().await {
+        assert_eq!(code.expect("task"), Some(1012));
+    }
+    assert_eq!(*order.lock().expect("order"), [0, 1, 2]);
+    fs1.shutdown().await;
 }

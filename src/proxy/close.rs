@@ -47,6 +47,8 @@ pub enum EndReason {
     PingTimeout,
     /// The gateway is shutting down.
     Shutdown,
+    /// Moved to its partition's active node (1012: the client reconnects at once).
+    Migrated,
     /// Health checks found the session's node down (it may still hold the connection
     /// open without answering): the browser gets 1001 and reconnects to the standby,
     /// the node side is dropped.
@@ -89,6 +91,7 @@ impl EndReason {
             EndReason::PingTimeout => "ping_timeout",
             EndReason::Shutdown => "shutdown",
             EndReason::NodeDown => "node_down",
+            EndReason::Migrated => "migrated",
         }
     }
 
@@ -132,6 +135,7 @@ impl EndReason {
             EndReason::PingTimeout => frame(1011, "no answer to ping"),
             EndReason::Shutdown => frame(1001, "gateway shutting down"),
             EndReason::NodeDown => frame(1001, "node down"),
+            EndReason::Migrated => frame(1012, "moving to another node"),
         }
     }
 

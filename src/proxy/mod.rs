@@ -9,10 +9,12 @@ mod close;
 mod context;
 mod failures;
 mod listener;
+mod migrate;
 mod per_ip;
 mod plain_http;
 mod policy;
 pub(crate) mod proxy_header;
+mod registry;
 mod relay;
 mod session;
 mod shards;
@@ -86,6 +88,8 @@ pub struct Gateway {
     sticky: Arc<sticky::Sticky>,
     /// Every partition's active node (used with health monitoring).
     actives: active::Actives,
+    /// The relaying sessions, for moving them (used with health monitoring).
+    registry: Arc<registry::Registry>,
 }
 
 impl Gateway {
@@ -112,6 +116,7 @@ impl Gateway {
             health: std::sync::OnceLock::new(),
             sticky: Arc::default(),
             actives: active::Actives::default(),
+            registry: Arc::default(),
         })
     }
 
@@ -120,7 +125,7 @@ impl Gateway {
     /// a failed connect counts against the node (issue 10's health). Call it before
     /// serving, so browsers are accepted only once the first results are in; a second
     /// call does nothing.
-    pub async fn monitor(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn monitor(self: &Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         if self.health.get().is_some() {
             return Ok(());
         }
@@ -128,9 +133,14 @@ impl Gateway {
         let tls = crate::health::client_tls(&config)?;
         let health = Arc::new(crate::health::Health::new(&config));
         health.start_up(&tls).await;
-        let _loops = Arc::clone(&health).spawn(tls, shutdown);
+        let _loops = Arc::clone(&health).spawn(tls, shutdown.clone());
         let _ = self.health.set(health);
+        tokio::spawn(migrate::run(Arc::clone(self), shutdown));
         Ok(())
+    }
+
+    fn registry(&self) -> &Arc<registry::Registry> {
+        &self.registry
     }
 
     fn actives(&self) -> &active::Actives {

@@ -31,6 +31,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::policy::{SessionPolicy, Verdict};
+use super::registry::Live;
 use super::upstream::NodeSocket;
 use super::watchdog::{Alarm, Direction, Watchdog};
 use crate::verto::calls::{Calls, From};
@@ -61,6 +63,7 @@ pub async fn run(
     policy: &SessionPolicy,
     summary: &mut Summary,
     node_down: Option<tokio_util::sync::CancellationToken>,
+    live: Option<&Arc<Live>>,
 ) -> EndReason {
     let settings = ctx.gateway.settings();
     // The node accepted the login: from now on the session's own message limit.
@@ -84,6 +87,7 @@ pub async fn run(
         bytes_up: 0,
         bytes_down: 0,
         calls: Calls::default(),
+        live: None,
     };
     let node_down = async {
         match &node_down {
@@ -91,10 +95,18 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
+    let moved = async {
+        match live {
+            Some(live) => live.moved().cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    pump.live = live.cloned();
     let reason = tokio::select! {
         r = &mut pump => r,
         _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
         _ = node_down => EndReason::NodeDown,
+        _ = moved => EndReason::Migrated,
     };
     summary.bytes_up += pump.bytes_up;
     summary.bytes_down += pump.bytes_down;
@@ -122,6 +134,8 @@ struct Pump<'a> {
     bytes_down: u64,
     /// The calls in progress, from what was relayed both ways.
     calls: Calls,
+    /// The session's registry entry, told about calls and `verto.clientReady`.
+    live: Option<Arc<Live>>,
 }
 
 /// Hands `slot`'s message to `sink` and flushes; `Err(())` when the sink failed.
@@ -159,6 +173,13 @@ where
 }
 
 impl Pump<'_> {
+    /// Tells the registry what the calls tracker knows (two relaxed stores).
+    fn note_calls(&self) {
+        if let Some(live) = &self.live {
+            live.update(self.calls.count(), self.calls.client_ready());
+        }
+    }
+
     /// Reads the browser's next message into a slot; `Some` when the session ends.
     fn read_browser(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
         let msg = match ready!(Pin::new(&mut *self.browser).poll_next(cx)) {
@@ -173,6 +194,7 @@ impl Pump<'_> {
                 Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
                 Verdict::Forward => {
                     self.calls.on_message(From::Browser, &text);
+                    self.note_calls();
                     self.bytes_up += text.len() as u64;
                     self.to_node = Some(Message::Text(text));
                 }
@@ -200,6 +222,7 @@ impl Pump<'_> {
             Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
                 if let Message::Text(text) = &msg {
                     self.calls.on_message(From::Node, text);
+                    self.note_calls();
                 }
                 self.bytes_down += msg.len() as u64;
                 self.to_browser = Some(msg);

@@ -12,6 +12,7 @@ use super::close::{close_leg, EndReason};
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::failures::COOLDOWN_MESSAGE;
 use super::policy::{stamp_login, SessionPolicy};
+use super::registry::Registered;
 use super::relay;
 use super::sticky::Held;
 use super::upstream::{self, NodeSocket};
@@ -38,6 +39,7 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
         upstream: None,
         summary: &mut summary,
         sticky: None,
+        registered: None,
     };
     // Boxed: the login phase's state (TLS and WebSocket handshakes to nodes) is large
     // and must not stay in the task's allocation for the hours a session lives.
@@ -49,6 +51,7 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
     let upstream = auth.upstream.take();
     // Dropped when the session ends: the sessid's sticky_ms starts then.
     let _sticky = auth.sticky.take();
+    let registered = auth.registered.take();
     let reason = match (outcome, upstream) {
         (Ok(()), Some(up)) => {
             let Upstream {
@@ -79,6 +82,7 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
                 &policy,
                 &mut summary,
                 node_down,
+                registered.as_ref().map(Registered::live),
             )
             .await;
             Box::pin(finish(browser, Some(node), &reason)).await;
@@ -147,6 +151,8 @@ struct Auth<'a> {
     summary: &'a mut Summary,
     /// The sticky entry of the accepted login, kept for the session's life.
     sticky: Option<Held>,
+    /// The session in the registry of relaying sessions (health monitoring only).
+    registered: Option<Registered>,
 }
 
 impl Auth<'_> {
@@ -471,9 +477,12 @@ impl Auth<'_> {
             .and_then(|v| v["result"]["sessid"].as_str().map(str::to_owned));
         let sessid = from_reply.or_else(|| self.upstream.as_ref()?.sessid.clone());
         if let (Some(sessid), Some(node), Some(login)) =
-            (sessid, &self.summary.node, &self.summary.login)
+            (&sessid, &self.summary.node, &self.summary.login)
         {
-            self.sticky = Some(gw.sticky().record(&sessid, node, login));
+            self.sticky = Some(gw.sticky().record(sessid, node, login));
+        }
+        if let (Some(up), Some(node)) = (&self.upstream, &self.summary.node) {
+            self.registered = Some(gw.registry().register(&up.partition, node, sessid));
         }
     }
 

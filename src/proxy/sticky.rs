@@ -122,6 +122,12 @@ impl Sticky {
         (alive && entry.login == login).then(|| entry.node.to_string())
     }
 
+    /// Forgets `sessid`: a moved session must reconnect to the active node.
+    pub fn forget(&self, sessid: &str) {
+        let key = self.hash(sessid);
+        self.lock().entries.remove(&key);
+    }
+
     /// How many entries are kept.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -26,6 +26,9 @@ pub enum From {
 /// One session's calls.
 #[derive(Debug, Default)]
 pub struct Calls {
+    /// The node's `verto.clientReady` was relayed: FreeSWITCH has offered the detached
+    /// calls (`verto.attach` comes before it), so the session may be moved.
+    client_ready: bool,
     active: Vec<String>,
     /// The browser's `verto.invite` requests not yet answered: (raw id, callID).
     invites: Vec<(String, String)>,
@@ -48,6 +51,11 @@ impl Calls {
     /// How many calls are in progress.
     pub fn count(&self) -> usize {
         self.active.len()
+    }
+
+    /// Whether the node's `verto.clientReady` was relayed.
+    pub fn client_ready(&self) -> bool {
+        self.client_ready
     }
 
     /// Notes one relayed text message.
@@ -89,6 +97,7 @@ impl Calls {
                 }
             }
             (Some("verto.bye"), Some(call)) => self.end(call),
+            (Some("verto.clientReady"), _) if from == From::Node => self.client_ready = true,
             (Some(_), _) => {}
             (None, _) => self.on_reply(from, o),
         }
