@@ -21,7 +21,6 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, NodeUrl};
 
@@ -54,8 +53,6 @@ struct Entry {
     health: NodeHealth,
     last_change: Option<Transition>,
     last_probe: Option<Result<Duration, &'static str>>,
-    /// Cancelled when the node goes down (then replaced): the sessions on it end.
-    down: CancellationToken,
 }
 
 impl Entry {
@@ -66,17 +63,12 @@ impl Entry {
             health: NodeHealth::new(),
             last_change: None,
             last_probe: None,
-            down: CancellationToken::new(),
         }
     }
 
-    /// Keeps `t` as the last change; a node that went down ends its sessions.
+    /// Keeps `t` as the last change.
     fn changed(&mut self, t: Transition) {
         self.last_change = Some(t);
-        if t.to == NodeState::Down {
-            self.down.cancel();
-            self.down = CancellationToken::new();
-        }
     }
 }
 
@@ -264,21 +256,6 @@ impl Health {
         let result = probe(&url, tls, timeout).await;
         self.record_probe(node, &url, &result);
         Some(result)
-    }
-
-    /// Cancelled when `node` goes down: a session on it holds this and ends then, at
-    /// once (its node may still hold the TCP connection open without answering).
-    /// `None` for a node the map does not have.
-    pub fn down_signal(&self, node: &str) -> Option<CancellationToken> {
-        let inner = self.read();
-        let entry = inner.nodes.get(node)?;
-        if entry.health.state() == NodeState::Down {
-            // Already down: ended at once, leaving the node's own token for when it is up.
-            let ended = CancellationToken::new();
-            ended.cancel();
-            return Some(ended);
-        }
-        Some(entry.down.clone())
     }
 
     /// Records a failed connect, TLS handshake or upgrade to `node` while routing a

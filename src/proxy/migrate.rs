@@ -3,7 +3,8 @@
 //! `verto.clientReady` has passed (FreeSWITCH sends `verto.attach` for detached calls
 //! before it), is closed with 1012 so the browser reconnects to the active node. One
 //! token bucket of `migrate_per_second` paces all moves, oldest login first, so a
-//! failback never becomes a reconnect storm.
+//! failback never becomes a reconnect storm. Sessions whose node the health checks find
+//! down end at once (1001), outside the budget.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Gateway;
+use crate::health::NodeState;
 
 /// How often the sessions are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -30,11 +32,18 @@ pub(super) async fn run(gw: Arc<Gateway>, shutdown: CancellationToken) {
     let bucket = DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(rate));
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A node's state change is acted on at once, not at the next tick.
+    let mut changes = match gw.health() {
+        Some(health) => health.changes(),
+        None => return,
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => move_due(&gw, &bucket),
+            _ = tick.tick() => {}
+            changed = changes.changed() => if changed.is_err() { return },
         }
+        move_due(&gw, &bucket);
     }
 }
 
@@ -48,11 +57,21 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
     let delay = health.settings().failback_delay;
     let now = Instant::now();
     for live in gw.registry().snapshot() {
-        let settled = live.client_ready() || now >= live.since + CLIENT_READY_GRACE;
-        if live.in_call() || !settled || live.moved().is_cancelled() {
+        // Its node stopped answering (it may still hold the connection open): end it
+        // now, calls included; that is no move and takes no budget.
+        if health.state(&live.node) == NodeState::Down {
+            live.node_is_down();
             continue;
         }
-        let Some(partition) = config.partitions.iter().find(|p| p.name == live.partition) else {
+        let settled = live.client_ready() || now >= live.since + CLIENT_READY_GRACE;
+        if live.in_call() || !settled || live.is_moved() {
+            continue;
+        }
+        let Some(partition) = config
+            .partitions
+            .iter()
+            .find(|p| *p.name == *live.partition)
+        else {
             continue;
         };
         let nodes: Vec<&str> = partition.nodes.iter().map(String::as_str).collect();
@@ -64,14 +83,14 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
             health.as_ref(),
         );
         // No active node: nowhere better to go. Its own node down: failover closes it.
-        if active.as_ref().is_none_or(|a| *a == live.node) || !health.is_usable(&live.node) {
+        if active.as_deref().is_none_or(|a| a == &*live.node) {
             continue;
         }
         if bucket.check().is_err() {
             return;
         }
-        if let Some(sessid) = &live.sessid {
-            gw.sticky().forget(sessid);
+        if let Some(key) = live.sticky_key {
+            gw.sticky().forget(key);
         }
         info!(
             partition = %live.partition,
@@ -79,6 +98,6 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
             to = active.as_deref(),
             "moving an idle session to the active node (1012)"
         );
-        live.moved().cancel();
+        live.move_now();
     }
 }

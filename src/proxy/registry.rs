@@ -6,23 +6,36 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-/// One relaying session.
+/// One relaying session. Every live session has one, so it is small and allocates
+/// nothing of its own: names are shared, the sessid is its sticky key.
 #[derive(Debug)]
 pub struct Live {
     /// Its partition.
-    pub partition: String,
+    pub partition: Arc<str>,
     /// The node it is on.
-    pub node: String,
-    /// Its sessid (its sticky entry is forgotten when it is moved).
-    pub sessid: Option<String>,
+    pub node: Arc<str>,
+    /// Its sessid's sticky key (the entry is forgotten when the session is moved).
+    pub sticky_key: Option<u64>,
     /// When the node accepted its login.
     pub since: Instant,
     ready: AtomicBool,
     calls: AtomicU32,
-    moved: CancellationToken,
+    moved: AtomicBool,
+    /// Its node was found down.
+    node_down: AtomicBool,
+    wake: Notify,
+}
+
+/// Why the registry ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Its node is down (close it at once, the node side dropped).
+    NodeDown,
+    /// It is to move to its partition's active node (1012).
+    Moved,
 }
 
 impl Live {
@@ -45,9 +58,36 @@ impl Live {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Cancelled when the session is to move to its partition's active node.
-    pub fn moved(&self) -> &CancellationToken {
-        &self.moved
+    /// Whether the session was told to move.
+    pub fn is_moved(&self) -> bool {
+        self.moved.load(Ordering::Relaxed)
+    }
+
+    /// Tells the session to move to its partition's active node.
+    pub fn move_now(&self) {
+        self.moved.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Tells the session its node is down.
+    pub fn node_is_down(&self) {
+        self.node_down.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Resolves once the session is to end, with why. One wait for both causes keeps
+    /// each session's relay state small.
+    pub async fn ended(&self) -> Ending {
+        loop {
+            // `notify_one` keeps a permit when nobody waits yet, so nothing is missed.
+            if self.node_down.load(Ordering::Relaxed) {
+                return Ending::NodeDown;
+            }
+            if self.is_moved() {
+                return Ending::Moved;
+            }
+            self.wake.notified().await;
+        }
     }
 }
 
@@ -56,6 +96,8 @@ impl Live {
 pub struct Registry {
     sessions: Mutex<HashMap<u64, Arc<Live>>>,
     next: AtomicU64,
+    /// Partition and node names, shared by the sessions.
+    names: Mutex<Vec<Arc<str>>>,
 }
 
 /// A session's place in the registry, left when dropped.
@@ -84,22 +126,34 @@ impl Registry {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn name(&self, name: &str) -> Arc<str> {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = names.iter().find(|n| &***n == name) {
+            return Arc::clone(known);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        names.push(Arc::clone(&shared));
+        shared
+    }
+
     /// Adds a session that the node accepted just now.
     pub fn register(
         self: &Arc<Self>,
         partition: &str,
         node: &str,
-        sessid: Option<String>,
+        sticky_key: Option<u64>,
     ) -> Registered {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let live = Arc::new(Live {
-            partition: partition.to_owned(),
-            node: node.to_owned(),
-            sessid,
+            partition: self.name(partition),
+            node: self.name(node),
+            sticky_key,
             since: Instant::now(),
             ready: AtomicBool::new(false),
             calls: AtomicU32::new(0),
-            moved: CancellationToken::new(),
+            moved: AtomicBool::new(false),
+            node_down: AtomicBool::new(false),
+            wake: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&live));
         Registered {

@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::policy::{SessionPolicy, Verdict};
-use super::registry::Live;
+use super::registry::{Ending, Live};
 use super::upstream::NodeSocket;
 use super::watchdog::{Alarm, Direction, Watchdog};
 use crate::verto::calls::{Calls, From};
@@ -62,7 +62,6 @@ pub async fn run(
     ctx: &SessionCtx,
     policy: &SessionPolicy,
     summary: &mut Summary,
-    node_down: Option<tokio_util::sync::CancellationToken>,
     live: Option<&Arc<Live>>,
 ) -> EndReason {
     let settings = ctx.gateway.settings();
@@ -89,15 +88,9 @@ pub async fn run(
         calls: Calls::default(),
         live: None,
     };
-    let node_down = async {
-        match &node_down {
-            Some(token) => token.cancelled().await,
-            None => std::future::pending().await,
-        }
-    };
-    let moved = async {
+    let ended = async {
         match live {
-            Some(live) => live.moved().cancelled().await,
+            Some(live) => live.ended().await,
             None => std::future::pending().await,
         }
     };
@@ -105,8 +98,10 @@ pub async fn run(
     let reason = tokio::select! {
         r = &mut pump => r,
         _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
-        _ = node_down => EndReason::NodeDown,
-        _ = moved => EndReason::Migrated,
+        ending = ended => match ending {
+            Ending::NodeDown => EndReason::NodeDown,
+            Ending::Moved => EndReason::Migrated,
+        },
     };
     summary.bytes_up += pump.bytes_up;
     summary.bytes_down += pump.bytes_down;

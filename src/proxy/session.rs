@@ -70,18 +70,12 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
                 partition,
                 ctx.peer.ip(),
             );
-            // Health checks end the session at once if its node goes down.
-            let node_down = match (ctx.gateway.health(), summary.node.as_deref()) {
-                (Some(health), Some(name)) => health.down_signal(name),
-                _ => None,
-            };
             let reason = relay::run(
                 &mut browser,
                 &mut node,
                 &ctx,
                 &policy,
                 &mut summary,
-                node_down,
                 registered.as_ref().map(Registered::live),
             )
             .await;
@@ -482,7 +476,8 @@ impl Auth<'_> {
             self.sticky = Some(gw.sticky().record(sessid, node, login));
         }
         if let (Some(up), Some(node)) = (&self.upstream, &self.summary.node) {
-            self.registered = Some(gw.registry().register(&up.partition, node, sessid));
+            let key = sessid.as_deref().map(|s| gw.sticky().key(s));
+            self.registered = Some(gw.registry().register(&up.partition, node, key));
         }
     }
 

@@ -122,9 +122,13 @@ impl Sticky {
         (alive && entry.login == login).then(|| entry.node.to_string())
     }
 
-    /// Forgets `sessid`: a moved session must reconnect to the active node.
-    pub fn forget(&self, sessid: &str) {
-        let key = self.hash(sessid);
+    /// The key `sessid` is kept under.
+    pub fn key(&self, sessid: &str) -> u64 {
+        self.hash(sessid)
+    }
+
+    /// Forgets the sessid of `key`: a moved session must reconnect to the active node.
+    pub fn forget(&self, key: u64) {
         self.lock().entries.remove(&key);
     }
 
