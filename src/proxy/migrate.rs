@@ -55,6 +55,28 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
     let router = gw.router();
     let config = router.config();
     let delay = health.settings().failback_delay;
+    // Nothing to do unless some sessions sit on a down node or off their partition's
+    // active node: checked per (partition, node), not per session.
+    let misplaced = gw
+        .registry()
+        .occupied()
+        .into_iter()
+        .any(|(partition, node)| {
+            if health.state(&node) == NodeState::Down {
+                return true;
+            }
+            let Some(p) = config.partitions.iter().find(|p| *p.name == *partition) else {
+                return false;
+            };
+            let nodes: Vec<&str> = p.nodes.iter().map(String::as_str).collect();
+            let active = gw
+                .actives()
+                .active(&p.name, &nodes, p.failback, delay, health.as_ref());
+            active.is_some_and(|a| *a != *node)
+        });
+    if !misplaced {
+        return;
+    }
     let now = Instant::now();
     for live in gw.registry().snapshot() {
         // Its node stopped answering (it may still hold the connection open): end it

@@ -91,10 +91,17 @@ impl Live {
     }
 }
 
+/// A (partition, node) pair.
+pub type Placement = (Arc<str>, Arc<str>);
+
 /// Every relaying session.
 #[derive(Debug, Default)]
 pub struct Registry {
     sessions: Mutex<HashMap<u64, Arc<Live>>>,
+    /// Sessions per (partition, node): the migrator scans the sessions only when one
+    /// of these pairs is not where it should be, so a farm at rest costs it nothing per
+    /// session.
+    placements: Mutex<HashMap<Placement, usize>>,
     next: AtomicU64,
     /// Partition and node names, shared by the sessions.
     names: Mutex<Vec<Arc<str>>>,
@@ -118,10 +125,32 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.id);
+        let mut placements = self.registry.placements();
+        let key = (
+            Arc::clone(&self.live.partition),
+            Arc::clone(&self.live.node),
+        );
+        if let Some(count) = placements.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                placements.remove(&key);
+            }
+        }
     }
 }
 
 impl Registry {
+    fn placements(&self) -> MutexGuard<'_, HashMap<Placement, usize>> {
+        self.placements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The (partition, node) pairs that have sessions now.
+    pub fn occupied(&self) -> Vec<Placement> {
+        self.placements().keys().cloned().collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Live>>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -156,6 +185,8 @@ impl Registry {
             wake: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&live));
+        let key = (Arc::clone(&live.partition), Arc::clone(&live.node));
+        *self.placements().entry(key).or_insert(0) += 1;
         Registered {
             registry: Arc::clone(self),
             id,
