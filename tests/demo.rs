@@ -184,14 +184,8 @@ async fn every_login_the_banner_and_the_map_advertise_works_and_may_call_echo() 
 
 /// One `GET` over TLS trusting the demo's certificate: (status line, body).
 async fn get(demo: &Demo, client: &Arc<rustls::ClientConfig>, target: &str) -> (String, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut tls = tls_connect_trusting(demo.addr, client).await;
-    let head = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    within("the request", tls.write_all(head.as_bytes()))
-        .await
-        .expect("request written");
-    let mut raw = Vec::new();
-    let _ = within("the answer", tls.read_to_end(&mut raw)).await;
+    let tls = tls_connect_trusting(demo.addr, client).await;
+    let raw = http_exchange(tls, "GET", target).await;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (

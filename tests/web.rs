@@ -39,15 +39,7 @@ impl Answer {
 
 /// Sends one request over TLS (`Connection: close`) and reads the whole answer.
 async fn request(gw: &TestGateway, method: &str, target: &str) -> Answer {
-    let mut tls = tls_connect(gw.addr).await;
-    let head =
-        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    within("writing the request", tls.write_all(head.as_bytes()))
-        .await
-        .expect("request written");
-    let mut raw = Vec::new();
-    // The gateway may end TLS without close_notify after `Connection: close`.
-    let _ = within("the answer", tls.read_to_end(&mut raw)).await;
+    let raw = http_exchange(tls_connect(gw.addr).await, method, target).await;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut parsed = httparse::Response::new(&mut headers);
     let body_at = match parsed.parse(&raw) {

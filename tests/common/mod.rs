@@ -409,6 +409,21 @@ async fn upgrade(
         .expect("WebSocket upgrade")
 }
 
+/// Sends one plain HTTP request (`Connection: close`) over `tls` and returns the raw
+/// answer, head and body. The gateway may end TLS without close_notify, so a read
+/// error after the answer is not a failure.
+pub async fn http_exchange(mut tls: TlsStream<TcpStream>, method: &str, target: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head =
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    within("writing the request", tls.write_all(head.as_bytes()))
+        .await
+        .expect("request written");
+    let mut raw = Vec::new();
+    let _ = within("the answer", tls.read_to_end(&mut raw)).await;
+    raw
+}
+
 /// Awaits `fut` for at most [`TIMEOUT`], failing the test with `what` otherwise.
 pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(TIMEOUT, fut).await {
