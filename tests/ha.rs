@@ -62,18 +62,6 @@ async fn black_hole() -> (String, Arc<AtomicUsize>) {
     (url, accepted)
 }
 
-/// Waits until `node`'s state is `want`.
-async fn wait_state(gw: &TestGateway, node: &str, want: NodeState) {
-    let health = gw.gateway.health().expect("health is monitored");
-    let mut changes = health.changes();
-    within(&format!("{node} to be {want}"), async {
-        while health.state(node) != want {
-            changes.changed().await.expect("health alive");
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_node_found_down_at_start_up_is_never_waited_on() {
     let (hole, accepted) = black_hole().await;
@@ -130,15 +118,6 @@ async fn a_failed_connect_counts_against_the_node_and_the_login_tries_the_next()
     let mut ws = gw.client().await;
     assert_eq!(login_ready(&mut ws, "1001@acme.test", 1).await, "fs2");
     assert_eq!(health.state("fs1"), NodeState::Down);
-}
-
-/// Logs `login` in with `sessid` and returns the node that took it.
-async fn lands_on(gw: &TestGateway, login: &str, sessid: &str) -> (Client, String) {
-    let mut ws = gw.client().await;
-    let reply = login_with_sessid(&mut ws, login, PASSWORD, sessid, 1).await;
-    assert_eq!(reply["result"]["message"], "logged in", "{login}: {reply}");
-    let node = client_ready_node(&mut ws).await;
-    (ws, node)
 }
 
 #[tokio::test]
@@ -334,21 +313,6 @@ async fn a_node_a_reload_adds_is_probed_at_once_not_at_the_next_interval() {
     // Within the harness's bound, far inside the 60 s interval.
     wait_state(&gw, "fs2", NodeState::Up).await;
     assert_eq!(lands_on(&gw, "1000@acme.test", "s1").await.1, "fs2");
-}
-
-/// The close code that ends `ws`, skipping any messages before it.
-async fn closed_with(ws: &mut Client) -> Option<u16> {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    within("the gateway to close the socket", async {
-        while let Some(Ok(msg)) = ws.next().await {
-            if let Message::Close(frame) = msg {
-                return frame.map(|f| u16::from(f.code));
-            }
-        }
-        None
-    })
-    .await
 }
 
 #[tokio::test]

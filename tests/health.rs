@@ -246,8 +246,9 @@ async fn the_drain_flag_survives_down_and_up() {
     let health = Health::new(&map(&[("fs1", &switch.url)], FAST));
     let tls = any_tls();
     health.start_up(&tls).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let t = health
-        .set_drain("fs1", true)
+        .set_drain("fs1", true, Some(deadline))
         .expect("known")
         .expect("a transition");
     assert_eq!(
@@ -262,6 +263,11 @@ async fn the_drain_flag_survives_down_and_up() {
     assert_eq!(health.state("fs1"), NodeState::Down);
     let s = status(&health, "fs1");
     assert!(s.drain && !health.is_draining("fs1"), "{s:?}");
+    assert_eq!(
+        s.drain_deadline,
+        Some(deadline),
+        "the deadline stays with the flag"
+    );
     assert_eq!(last_change(&health, "fs1").from, NodeState::Drain);
     switch.set(Mode::Forward);
     for _ in 0..2 {
@@ -269,11 +275,18 @@ async fn the_drain_flag_survives_down_and_up() {
     }
     assert_eq!(health.state("fs1"), NodeState::Drain, "back, still drained");
     let t = health
-        .set_drain("fs1", false)
+        .set_drain("fs1", false, Some(deadline))
         .expect("known")
         .expect("a transition");
     assert_eq!((t.from, t.to), (NodeState::Drain, NodeState::Up));
-    let unknown = health.set_drain("fs9", true).expect_err("unknown node");
+    assert_eq!(
+        health.drain_deadline("fs1"),
+        None,
+        "undrain clears the deadline"
+    );
+    let unknown = health
+        .set_drain("fs9", true, None)
+        .expect_err("unknown node");
     assert_eq!(unknown.to_string(), "no node named \"fs9\" in the map");
 }
 
@@ -437,7 +450,7 @@ async fn reconfigure_keeps_known_nodes_and_adds_new_ones_down_until_probed() {
     let health = Health::new(&map(&[("fs1", &url1), ("fs2", &refusing)], FAST));
     let tls = any_tls();
     health.start_up(&tls).await;
-    health.set_drain("fs1", true).expect("known");
+    health.set_drain("fs1", true, None).expect("known");
     let since = health.up_since("fs1");
 
     let reloaded = map(&[("fs3", &url3), ("fs1", &url1)], "rise = 1\n");

@@ -53,6 +53,8 @@ struct Entry {
     health: NodeHealth,
     last_change: Option<Transition>,
     last_probe: Option<Result<Duration, &'static str>>,
+    /// When the sessions still on the drained node are closed (kept with the flag).
+    drain_deadline: Option<Instant>,
 }
 
 impl Entry {
@@ -63,6 +65,7 @@ impl Entry {
             health: NodeHealth::new(),
             last_change: None,
             last_probe: None,
+            drain_deadline: None,
         }
     }
 
@@ -83,6 +86,8 @@ pub struct NodeStatus {
     pub state: NodeState,
     /// The operator's drain flag (kept while the node is down).
     pub drain: bool,
+    /// When the sessions still on the drained node are closed, if the operator set it.
+    pub drain_deadline: Option<Instant>,
     /// Whether it has been probed (a node not probed yet is `down`).
     pub probed: bool,
     /// Consecutive successful probes.
@@ -201,6 +206,7 @@ impl Health {
                     url: e.url.raw.clone(),
                     state: e.health.state(),
                     drain: e.health.drain(),
+                    drain_deadline: e.drain_deadline,
                     probed: e.health.is_probed(),
                     successes: e.health.successes(),
                     failures: e.health.failures(),
@@ -280,9 +286,16 @@ impl Health {
         transition
     }
 
-    /// Sets or clears the operator's drain flag of `node`. The flag survives the node
-    /// going down and up; the state changes only while the node is not down.
-    pub fn set_drain(&self, node: &str, drain: bool) -> Result<Option<Transition>, UnknownNode> {
+    /// Sets or clears the operator's drain flag of `node`, with the time at which the
+    /// sessions still on it are to be closed (`deadline`, only with the flag; draining
+    /// again replaces it). The flag survives the node going down and up; the state
+    /// changes only while the node is not down.
+    pub fn set_drain(
+        &self,
+        node: &str,
+        drain: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Transition>, UnknownNode> {
         let (transition, state) = {
             let mut inner = self.write();
             let Some(entry) = inner.nodes.get_mut(node) else {
@@ -290,16 +303,30 @@ impl Health {
             };
             let t = entry.health.set_drain(drain, Instant::now());
             entry.last_change = t.or(entry.last_change);
+            entry.drain_deadline = deadline.filter(|_| drain);
             (t, entry.health.state())
         };
+        let deadline_ms = deadline
+            .filter(|_| drain)
+            .map(|d| d.saturating_duration_since(Instant::now()).as_millis());
         match transition {
-            Some(t) => {
-                log_transition(node, &t, None, None);
-                self.changes.send_modify(|n| *n += 1);
-            }
-            None => tracing::info!(node, drain, %state, "health: drain flag set"),
+            Some(t) => log_transition(node, &t, None, None),
+            None => tracing::info!(node, drain, %state, deadline_ms, "health: drain flag set"),
         }
+        // A new deadline matters even without a transition.
+        self.changes.send_modify(|n| *n += 1);
         Ok(transition)
+    }
+
+    /// When the sessions still on the draining `node` are to be closed, if the operator
+    /// set a deadline.
+    pub fn drain_deadline(&self, node: &str) -> Option<Instant> {
+        self.read().nodes.get(node).and_then(|e| e.drain_deadline)
+    }
+
+    /// Whether the map has a node named `node`.
+    pub fn knows(&self, node: &str) -> bool {
+        self.read().nodes.contains_key(node)
     }
 
     /// Replaces the TLS config the probe loops use from their next probe (a reload that

@@ -48,7 +48,10 @@ pub enum EndReason {
     /// The gateway is shutting down.
     Shutdown,
     /// Moved to its partition's active node (1012: the client reconnects at once).
-    Migrated,
+    Migrated(super::migrate::MigrationReason),
+    /// Its node was drained with a deadline, and the deadline passed (1001, calls
+    /// included; the node is told 1001 too).
+    DrainDeadline,
     /// Health checks found the session's node down (it may still hold the connection
     /// open without answering): the browser gets 1001 and reconnects to the standby,
     /// the node side is dropped.
@@ -91,7 +94,16 @@ impl EndReason {
             EndReason::PingTimeout => "ping_timeout",
             EndReason::Shutdown => "shutdown",
             EndReason::NodeDown => "node_down",
-            EndReason::Migrated => "migrated",
+            EndReason::Migrated(_) => "migrated",
+            EndReason::DrainDeadline => "drain_deadline",
+        }
+    }
+
+    /// Why the session was moved, when it was (for the session log line).
+    pub fn migration(&self) -> Option<&'static str> {
+        match self {
+            EndReason::Migrated(reason) => Some(reason.as_str()),
+            _ => None,
         }
     }
 
@@ -135,7 +147,8 @@ impl EndReason {
             EndReason::PingTimeout => frame(1011, "no answer to ping"),
             EndReason::Shutdown => frame(1001, "gateway shutting down"),
             EndReason::NodeDown => frame(1001, "node down"),
-            EndReason::Migrated => frame(1012, "moving to another node"),
+            EndReason::Migrated(_) => frame(1012, "moving to another node"),
+            EndReason::DrainDeadline => frame(1001, "node drained"),
         }
     }
 

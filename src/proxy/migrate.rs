@@ -4,9 +4,10 @@
 //! before it), is closed with 1012 so the browser reconnects to the active node. One
 //! token bucket of `migrate_per_second` paces all moves, oldest login first, so a
 //! failback never becomes a reconnect storm. Sessions whose node the health checks find
-//! down end at once (1001), outside the budget.
+//! down, or whose drained node's deadline passed, end at once (1001), outside the budget.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,75 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::active::Cause;
+use super::registry::{Ending, Live};
 use super::Gateway;
-use crate::health::NodeState;
+use crate::config::{Config, Partition};
+use crate::health::{Health, NodeState};
+
+/// Why an idle session was moved (the `reason` of the move's log line and metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationReason {
+    /// A higher-priority node became active again.
+    Failback,
+    /// The operator pinned the partition elsewhere (`partition.switch`).
+    Switch,
+    /// Its node is draining.
+    Drain,
+    /// A reload took its node out of the partition, removed the partition, or
+    /// reordered its nodes.
+    Reload,
+    /// It went back to its sticky node for its calls, which have ended.
+    Sticky,
+}
+
+impl MigrationReason {
+    /// Every reason, in the order of their discriminants.
+    pub const ALL: [MigrationReason; 5] = [
+        MigrationReason::Failback,
+        MigrationReason::Switch,
+        MigrationReason::Drain,
+        MigrationReason::Reload,
+        MigrationReason::Sticky,
+    ];
+
+    /// Its name in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationReason::Failback => "failback",
+            MigrationReason::Switch => "switch",
+            MigrationReason::Drain => "drain",
+            MigrationReason::Reload => "reload",
+            MigrationReason::Sticky => "sticky",
+        }
+    }
+}
+
+/// How many sessions were moved, by reason, and closed at a drain deadline.
+#[derive(Debug, Default)]
+pub struct Migrations {
+    moved: [AtomicU64; MigrationReason::ALL.len()],
+    drain_deadline: AtomicU64,
+}
+
+impl Migrations {
+    fn count_move(&self, reason: MigrationReason) {
+        self.moved[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every reason (`drain_deadline` last) with its count so far.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        let mut all: Vec<(&'static str, u64)> = MigrationReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), self.moved[*r as usize].load(Ordering::Relaxed)))
+            .collect();
+        all.push((
+            "drain_deadline",
+            self.drain_deadline.load(Ordering::Relaxed),
+        ));
+        all
+    }
+}
 
 /// How often the sessions are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -25,14 +93,14 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// login.
 pub const CLIENT_READY_GRACE: Duration = Duration::from_secs(5);
 
-/// Checks the sessions every [`CHECK_EVERY`] until `shutdown`.
+/// Checks the sessions every [`CHECK_EVERY`] until `shutdown`, and at once on a
+/// node's state change or an operator's action.
 pub(super) async fn run(gw: Arc<Gateway>, shutdown: CancellationToken) {
     let per_second = gw.router().config().health.migrate_per_second;
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
     let bucket = DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(rate));
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // A node's state change is acted on at once, not at the next tick.
     let mut changes = match gw.health() {
         Some(health) => health.changes(),
         None => return,
@@ -42,8 +110,81 @@ pub(super) async fn run(gw: Arc<Gateway>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
             changed = changes.changed() => if changed.is_err() { return },
+            () = gw.nudged() => {}
         }
         move_due(&gw, &bucket);
+    }
+}
+
+/// Where a placement's sessions should be, as the migrator sees it.
+struct Scan<'a> {
+    gw: &'a Gateway,
+    health: &'a Health,
+    config: &'a Config,
+    delay: Duration,
+    now: Instant,
+}
+
+impl Scan<'_> {
+    fn partition(&self, name: &str) -> Option<&Partition> {
+        self.config.partitions.iter().find(|p| *p.name == *name)
+    }
+
+    fn active(&self, p: &Partition) -> Option<String> {
+        let nodes: Vec<&str> = p.nodes.iter().map(String::as_str).collect();
+        self.gw
+            .actives()
+            .active(&p.name, &nodes, p.failback, self.delay, self.health)
+    }
+
+    /// Its node is down (a node the map no longer has is not: its sessions keep
+    /// relaying until they move).
+    fn node_down(&self, node: &str) -> bool {
+        self.health.knows(node) && self.health.state(node) == NodeState::Down
+    }
+
+    fn deadline_passed(&self, node: &str) -> bool {
+        self.health
+            .drain_deadline(node)
+            .is_some_and(|at| at <= self.now)
+    }
+
+    /// Whether sessions on (`partition`, `node`) break the invariant.
+    fn misplaced(&self, partition: &str, node: &str) -> bool {
+        if self.node_down(node) || self.deadline_passed(node) {
+            return true;
+        }
+        match self.partition(partition) {
+            None => true,
+            Some(p) => self.active(p).is_some_and(|a| *a != *node),
+        }
+    }
+
+    /// Why `live`, idle and settled, must move, if it must.
+    fn reason(&self, live: &Live) -> Option<MigrationReason> {
+        let Some(p) = self.partition(&live.partition) else {
+            // Its partition left the map: the reconnect is routed by the new one.
+            return Some(MigrationReason::Reload);
+        };
+        let active = self.active(p)?;
+        if *active == *live.node {
+            return None;
+        }
+        if !p.nodes.iter().any(|n| *n == *live.node) {
+            return Some(MigrationReason::Reload);
+        }
+        if self.health.is_draining(&live.node) {
+            return Some(MigrationReason::Drain);
+        }
+        let change = self.gw.actives().last_change(&p.name);
+        if live.via_sticky && change.is_none_or(|(at, _)| at <= live.since) {
+            return Some(MigrationReason::Sticky);
+        }
+        Some(match change.map(|(_, cause)| cause) {
+            Some(Cause::Switch) => MigrationReason::Switch,
+            Some(Cause::Reload) => MigrationReason::Reload,
+            Some(Cause::Failover | Cause::Failback) | None => MigrationReason::Failback,
+        })
     }
 }
 
@@ -53,73 +194,58 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
         return;
     };
     let router = gw.router();
-    let config = router.config();
-    let delay = health.settings().failback_delay;
+    let scan = Scan {
+        gw,
+        health,
+        config: router.config(),
+        delay: health.settings().failback_delay,
+        now: Instant::now(),
+    };
     // Nothing to do unless some sessions sit on a down node or off their partition's
     // active node: checked per (partition, node), not per session.
-    let misplaced = gw
-        .registry()
-        .occupied()
-        .into_iter()
-        .any(|(partition, node)| {
-            if health.state(&node) == NodeState::Down {
-                return true;
-            }
-            let Some(p) = config.partitions.iter().find(|p| *p.name == *partition) else {
-                return false;
-            };
-            let nodes: Vec<&str> = p.nodes.iter().map(String::as_str).collect();
-            let active = gw
-                .actives()
-                .active(&p.name, &nodes, p.failback, delay, health.as_ref());
-            active.is_some_and(|a| *a != *node)
-        });
-    if !misplaced {
+    let occupied = gw.registry().occupied();
+    if !occupied.iter().any(|(p, n)| scan.misplaced(p, n)) {
         return;
     }
-    let now = Instant::now();
     for live in gw.registry().snapshot() {
         // Its node stopped answering (it may still hold the connection open): end it
         // now, calls included; that is no move and takes no budget.
-        if health.state(&live.node) == NodeState::Down {
-            live.node_is_down();
+        if scan.node_down(&live.node) {
+            live.end(Ending::NodeDown);
             continue;
         }
-        let settled = live.client_ready() || now >= live.since + CLIENT_READY_GRACE;
-        if live.in_call() || !settled || live.is_moved() {
+        if scan.deadline_passed(&live.node) {
+            if live.end(Ending::DrainDeadline) {
+                gw.migrations()
+                    .drain_deadline
+                    .fetch_add(1, Ordering::Relaxed);
+                info!(partition = %live.partition, node = %live.node, reason = "drain_deadline", "closing a session on a drained node (1001)");
+            }
             continue;
         }
-        let Some(partition) = config
-            .partitions
-            .iter()
-            .find(|p| *p.name == *live.partition)
-        else {
+        let settled = live.client_ready() || scan.now >= live.since + CLIENT_READY_GRACE;
+        if live.in_call() || !settled || live.ending().is_some() {
+            continue;
+        }
+        let Some(reason) = scan.reason(&live) else {
             continue;
         };
-        let nodes: Vec<&str> = partition.nodes.iter().map(String::as_str).collect();
-        let active = gw.actives().active(
-            &partition.name,
-            &nodes,
-            partition.failback,
-            delay,
-            health.as_ref(),
-        );
-        // No active node: nowhere better to go. Its own node down: failover closes it.
-        if active.as_deref().is_none_or(|a| a == &*live.node) {
-            continue;
-        }
         if bucket.check().is_err() {
             return;
         }
+        if !live.end(Ending::Moved(reason)) {
+            continue;
+        }
+        // The reconnect must reach the active node, not come back here.
         if let Some(key) = live.sticky_key {
             gw.sticky().forget(key);
         }
+        gw.migrations().count_move(reason);
         info!(
             partition = %live.partition,
             from = %live.node,
-            to = active.as_deref(),
+            reason = reason.as_str(),
             "moving an idle session to the active node (1012)"
         );
-        live.move_now();
     }
 }

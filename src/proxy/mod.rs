@@ -10,6 +10,7 @@ mod context;
 mod failures;
 mod listener;
 mod migrate;
+mod operator;
 mod per_ip;
 mod plain_http;
 mod policy;
@@ -33,8 +34,11 @@ use arc_swap::ArcSwap;
 use rustls::{ClientConfig, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
+pub use active::SwitchError;
 pub use capacity::session_capacity;
 pub use listener::serve;
+pub use migrate::MigrationReason;
+pub use operator::{DrainStatus, OperatorError, Switched};
 pub use shards::{bind, bind_one, serve_sharded};
 // For `crate::fuzzing` only: the upgrade check stays private to the crate.
 pub(crate) use upgrade::{
@@ -90,6 +94,10 @@ pub struct Gateway {
     actives: active::Actives,
     /// The relaying sessions, for moving them (used with health monitoring).
     registry: Arc<registry::Registry>,
+    /// Sessions moved and closed by the migrator, by reason.
+    migrations: migrate::Migrations,
+    /// Wakes the migrator after an operator's action.
+    nudge: tokio::sync::Notify,
 }
 
 impl Gateway {
@@ -117,6 +125,8 @@ impl Gateway {
             sticky: Arc::default(),
             actives: active::Actives::default(),
             registry: Arc::default(),
+            migrations: migrate::Migrations::default(),
+            nudge: tokio::sync::Notify::new(),
         })
     }
 
@@ -141,6 +151,20 @@ impl Gateway {
 
     fn registry(&self) -> &Arc<registry::Registry> {
         &self.registry
+    }
+
+    /// Sessions moved (1012) by reason, and closed at a drain deadline, so far.
+    pub fn migration_counts(&self) -> Vec<(&'static str, u64)> {
+        self.migrations.counts()
+    }
+
+    fn migrations(&self) -> &migrate::Migrations {
+        &self.migrations
+    }
+
+    /// Resolves when an operator's action asks the migrator to look again.
+    async fn nudged(&self) {
+        self.nudge.notified().await
     }
 
     fn actives(&self) -> &active::Actives {
@@ -184,7 +208,10 @@ impl Gateway {
                 (Ok(_), Err(_)) => {}
             }
         }
-        self.router.store(Arc::new(Router::new(config)));
+        let old = self.router.swap(Arc::new(Router::new(config)));
+        let new = self.router.load();
+        self.actives.reconfigure(old.config(), new.config());
+        self.nudge.notify_one();
     }
 
     /// Most browser connections held at once: the map's `max_connections`, else what

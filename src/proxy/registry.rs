@@ -3,11 +3,13 @@
 //! `verto.clientReady` has passed, its calls in progress, and the signal that moves it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use super::migrate::MigrationReason;
 
 /// One relaying session. Every live session has one, so it is small and allocates
 /// nothing of its own: names are shared, the sessid is its sticky key.
@@ -21,11 +23,12 @@ pub struct Live {
     pub sticky_key: Option<u64>,
     /// When the node accepted its login.
     pub since: Instant,
+    /// It reached its node through its sticky sessid rather than as the active node.
+    pub via_sticky: bool,
     ready: AtomicBool,
     calls: AtomicU32,
-    moved: AtomicBool,
-    /// Its node was found down.
-    node_down: AtomicBool,
+    /// How it is to end: [`Ending::code`], 0 while it is not to.
+    end: AtomicU8,
     wake: Notify,
 }
 
@@ -34,8 +37,33 @@ pub struct Live {
 pub enum Ending {
     /// Its node is down (close it at once, the node side dropped).
     NodeDown,
+    /// Its node was drained and the operator's deadline passed (1001, calls included).
+    DrainDeadline,
     /// It is to move to its partition's active node (1012).
-    Moved,
+    Moved(MigrationReason),
+}
+
+impl Ending {
+    /// One byte, ordered by precedence: a node found down overrides a deadline, which
+    /// overrides a move.
+    fn code(self) -> u8 {
+        match self {
+            Ending::NodeDown => u8::MAX,
+            Ending::DrainDeadline => u8::MAX - 1,
+            Ending::Moved(reason) => 1 + reason as u8,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Ending> {
+        match code {
+            0 => None,
+            u8::MAX => Some(Ending::NodeDown),
+            c if c == u8::MAX - 1 => Some(Ending::DrainDeadline),
+            c => MigrationReason::ALL
+                .get(usize::from(c - 1))
+                .map(|r| Ending::Moved(*r)),
+        }
+    }
 }
 
 impl Live {
@@ -58,33 +86,37 @@ impl Live {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Whether the session was told to move.
-    pub fn is_moved(&self) -> bool {
-        self.moved.load(Ordering::Relaxed)
+    /// How the session was told to end, if it was.
+    pub fn ending(&self) -> Option<Ending> {
+        Ending::from_code(self.end.load(Ordering::Relaxed))
     }
 
-    /// Tells the session to move to its partition's active node.
-    pub fn move_now(&self) {
-        self.moved.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
+    /// Tells the session to end so, unless it was told something that takes
+    /// precedence (a move never replaces an earlier ending); `false` when it was.
+    pub fn end(&self, how: Ending) -> bool {
+        let code = how.code();
+        let raised = match how {
+            Ending::Moved(_) => self
+                .end
+                .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok(),
+            Ending::NodeDown | Ending::DrainDeadline => {
+                self.end.fetch_max(code, Ordering::Relaxed) < code
+            }
+        };
+        if raised {
+            self.wake.notify_one();
+        }
+        raised
     }
 
-    /// Tells the session its node is down.
-    pub fn node_is_down(&self) {
-        self.node_down.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
-    }
-
-    /// Resolves once the session is to end, with why. One wait for both causes keeps
+    /// Resolves once the session is to end, with why. One wait for every cause keeps
     /// each session's relay state small.
     pub async fn ended(&self) -> Ending {
         loop {
             // `notify_one` keeps a permit when nobody waits yet, so nothing is missed.
-            if self.node_down.load(Ordering::Relaxed) {
-                return Ending::NodeDown;
-            }
-            if self.is_moved() {
-                return Ending::Moved;
+            if let Some(ending) = self.ending() {
+                return ending;
             }
             self.wake.notified().await;
         }
@@ -171,6 +203,7 @@ impl Registry {
         partition: &str,
         node: &str,
         sticky_key: Option<u64>,
+        via_sticky: bool,
     ) -> Registered {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let live = Arc::new(Live {
@@ -178,10 +211,10 @@ impl Registry {
             node: self.name(node),
             sticky_key,
             since: Instant::now(),
+            via_sticky,
             ready: AtomicBool::new(false),
             calls: AtomicU32::new(0),
-            moved: AtomicBool::new(false),
-            node_down: AtomicBool::new(false),
+            end: AtomicU8::new(0),
             wake: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&live));
@@ -194,10 +227,52 @@ impl Registry {
         }
     }
 
+    /// Sessions and calls in progress on `node` now.
+    pub fn load(&self, node: &str) -> (usize, usize) {
+        self.lock()
+            .values()
+            .filter(|l| *l.node == *node)
+            .fold((0, 0), |(sessions, calls), l| {
+                let c = l.calls.load(Ordering::Relaxed) as usize;
+                (sessions + 1, calls + c)
+            })
+    }
+
     /// Every session now, oldest login first.
     pub fn snapshot(&self) -> Vec<Arc<Live>> {
         let mut all: Vec<Arc<Live>> = self.lock().values().cloned().collect();
         all.sort_by_key(|l| l.since);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ending_round_trips_and_the_stronger_one_wins() {
+        for reason in MigrationReason::ALL {
+            let how = Ending::Moved(reason);
+            assert_eq!(Ending::from_code(how.code()), Some(how));
+        }
+        assert_eq!(Ending::from_code(0), None);
+        let registry = Arc::new(Registry::default());
+        let session = registry.register("p", "n", None, false);
+        let live = session.live();
+        assert!(live.end(Ending::Moved(MigrationReason::Drain)));
+        assert!(
+            !live.end(Ending::Moved(MigrationReason::Failback)),
+            "first move wins"
+        );
+        assert!(live.end(Ending::DrainDeadline));
+        assert!(!live.end(Ending::Moved(MigrationReason::Drain)));
+        assert!(live.end(Ending::NodeDown));
+        assert!(!live.end(Ending::DrainDeadline));
+        assert_eq!(live.ending(), Some(Ending::NodeDown));
+        assert_eq!(registry.load("n"), (1, 0));
+        drop(session);
+        assert_eq!(registry.load("n"), (0, 0));
+        assert!(registry.occupied().is_empty());
     }
 }

@@ -100,7 +100,8 @@ pub async fn run(
         _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
         ending = ended => match ending {
             Ending::NodeDown => EndReason::NodeDown,
-            Ending::Moved => EndReason::Migrated,
+            Ending::DrainDeadline => EndReason::DrainDeadline,
+            Ending::Moved(reason) => EndReason::Migrated(reason),
         },
     };
     summary.bytes_up += pump.bytes_up;

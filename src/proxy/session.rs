@@ -28,6 +28,8 @@ struct Upstream {
     login_id: String,
     /// The pending login's `params.sessid`.
     sessid: Option<String>,
+    /// The node was its sticky node, not the partition's active one.
+    via_sticky: bool,
 }
 
 /// Runs a browser socket to its end and writes the session's log line.
@@ -117,6 +119,7 @@ fn log_end(ctx: &SessionCtx, s: &Summary, reason: &EndReason) {
         duration_ms = ctx.accepted.elapsed().as_millis() as u64,
         close = reason.category(),
         code = reason.code(),
+        migration = reason.migration(),
         "session ended"
     );
 }
@@ -309,18 +312,19 @@ impl Auth<'_> {
         nodes: &[(String, NodeUrl)],
     ) -> Result<(), EndReason> {
         // Sticky first (calls may wait there), then the partition's active node.
-        let first = match self.sticky_node(&req, nodes) {
-            Some(node) => Some(node),
-            None => self.active_node(&partition, failback, nodes),
-        };
-        match self.connect_any(&partition, nodes, first.as_deref()).await {
+        let active = self.active_node(&partition, failback, nodes);
+        let sticky = self.sticky_node(&req, nodes);
+        let first = sticky.as_deref().or(active.as_deref());
+        match self.connect_any(&partition, nodes, first).await {
             Some((name, socket)) => {
+                let via_sticky = sticky.as_deref() == Some(name.as_str()) && sticky != active;
                 self.summary.node = Some(name);
                 self.upstream = Some(Upstream {
                     socket,
                     partition,
                     login_id: req.id,
                     sessid: req.sessid,
+                    via_sticky,
                 });
                 match text {
                     Some(text) => self.forward_up(text).await,
@@ -328,11 +332,20 @@ impl Auth<'_> {
                 }
             }
             None => {
-                warn!(login = ?req.login, partition = %partition, failure = "no_node", "no node of the partition is reachable");
+                // Up but drained by the operator, with no other node to take the login.
+                let draining =
+                    self.ctx.gateway.health().is_some_and(|health| {
+                        nodes.iter().any(|(name, _)| health.is_draining(name))
+                    });
+                let message = match draining {
+                    true => "partition draining",
+                    false => "No node available",
+                };
+                warn!(login = ?req.login, partition = %partition, failure = "no_node", draining, "no node of the partition is reachable");
                 self.state.connect_failed();
                 send_text(
                     browser,
-                    verto::error_reply(&req.id, verto::SESSION_ERROR, "No node available"),
+                    verto::error_reply(&req.id, verto::SESSION_ERROR, message),
                 )
                 .await
             }
@@ -362,11 +375,12 @@ impl Auth<'_> {
         let health = gw.health()?;
         let sessid = req.sessid.as_deref()?;
         let ttl = health.settings().sticky;
-        let node = gw
-            .sticky()
-            .lookup(sessid, &req.login, ttl, tokio::time::Instant::now())?;
+        let now = tokio::time::Instant::now();
+        let node = gw.sticky().lookup(sessid, &req.login, ttl, now)?;
         let listed = nodes.iter().any(|(name, _)| *name == node);
-        (listed && health.is_usable(&node)).then_some(node)
+        // A drained node whose deadline passed closes its sessions: none returns there.
+        let closing = health.drain_deadline(&node).is_some_and(|at| at <= now);
+        (listed && health.is_usable(&node) && !closing).then_some(node)
     }
 
     /// Tries `sticky` (the sticky or active node) first, then the partition's other
@@ -477,7 +491,8 @@ impl Auth<'_> {
         }
         if let (Some(up), Some(node)) = (&self.upstream, &self.summary.node) {
             let key = sessid.as_deref().map(|s| gw.sticky().key(s));
-            self.registered = Some(gw.registry().register(&up.partition, node, key));
+            let registry = gw.registry();
+            self.registered = Some(registry.register(&up.partition, node, key, up.via_sticky));
         }
     }
 

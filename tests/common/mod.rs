@@ -35,9 +35,12 @@ use vertogw_net::tls;
 use vertogw_sim::{SimConfig, SimNode, SimStats, SimUsers};
 
 mod bystander;
+mod ha;
 mod switch;
 #[allow(unused_imports)]
 pub use bystander::Bystander;
+#[allow(unused_imports)]
+pub use ha::{closed_with, lands_on, migrations, reload, wait_state};
 #[allow(unused_imports)]
 pub use switch::{Mode, Switch};
 
