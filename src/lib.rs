@@ -45,6 +45,7 @@
 //! [`nat`] rules on the load balancer and [`fsconfig`] settings on each node.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod clientcfg;
 pub mod commands;
@@ -55,6 +56,7 @@ pub mod fuzzing;
 pub mod health;
 pub mod nat;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod tls;
 pub mod verto;

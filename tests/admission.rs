@@ -205,7 +205,7 @@ async fn a_client_hello_followed_by_silence_gives_its_handshake_turn_back_at_the
     // 10 s login timeout that bounded it before.
     let mut longer = (*gw.config).clone();
     longer.limits.tls_handshake_timeout = Duration::from_secs(10);
-    gw.gateway.replace_config(Arc::new(longer));
+    gw.gateway.replace_config(Arc::new(longer)).await;
     let honest = admitted(gw.addr, HERE).await;
 
     // Closed, by EOF or reset, within the bound (`within` fails the test otherwise).

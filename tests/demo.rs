@@ -52,6 +52,8 @@ async fn start_demo(certs: &Path) -> Demo {
         "127.0.0.1:0",
         "--node-port-base",
         "0",
+        "--admin",
+        "127.0.0.1:0",
         "--certs",
         certs,
     ])

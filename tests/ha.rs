@@ -309,7 +309,7 @@ async fn a_node_a_reload_adds_is_probed_at_once_not_at_the_next_interval() {
         .config;
     config.health.interval = Duration::from_secs(60);
     config.health.failback_delay = Duration::ZERO;
-    gw.gateway.replace_config(Arc::new(config));
+    gw.gateway.replace_config(Arc::new(config)).await;
     // Within the harness's bound, far inside the 60 s interval.
     wait_state(&gw, "fs2", NodeState::Up).await;
     assert_eq!(lands_on(&gw, "1000@acme.test", "s1").await.1, "fs2");

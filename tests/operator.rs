@@ -257,7 +257,8 @@ async fn a_reload_that_reorders_a_partition_ends_its_pin_and_applies_at_once() {
         &reloaded_map(&["fs2", "fs1"], false),
         &urls(&gw),
         quick_probes,
-    );
+    )
+    .await;
     assert_eq!(closed_with(&mut idle).await, Some(1012));
     assert_eq!(migrations(&gw, "reload"), 1);
     assert_eq!(lands_on(&gw, "1000@acme.test", "idle").await.1, "fs2");
@@ -278,7 +279,8 @@ async fn sessions_of_a_removed_node_keep_relaying_until_they_move() {
         &reloaded_map(&["fs2"], false),
         &urls(&gw),
         quick_probes,
-    );
+    )
+    .await;
     assert_eq!(closed_with(&mut idle).await, Some(1012));
     still_relays(&mut busy, 6).await;
     let bye = json!({"jsonrpc": "2.0", "method": "verto.bye", "id": 7,
@@ -311,7 +313,7 @@ async fn idle_sessions_of_a_removed_partition_move_and_are_routed_by_the_new_map
         node_tables(&["fs1", "fs2"]),
         partition("acme", &["fs1"], r#"["acme.test"]"#, None),
     );
-    reload(&gw, &without_beta, &urls(&gw), quick_probes);
+    reload(&gw, &without_beta, &urls(&gw), quick_probes).await;
     assert_eq!(closed_with(&mut beta).await, Some(1012));
     assert_eq!(migrations(&gw, "reload"), 1);
     // The acme session never noticed.

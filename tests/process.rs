@@ -48,7 +48,8 @@ async fn spawn_gateway(node: SocketAddr) -> Gateway {
     let map = format!(
         "[gateway]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\
          [[node]]\nname = \"fs1\"\nverto_url = \"ws://{node}/\"\n\
-         [[partition]]\nname = \"acme\"\nnodes = [\"fs1\"]\ndomains = [\"acme.test\"]\n"
+         [[partition]]\nname = \"acme\"\nnodes = [\"fs1\"]\ndomains = [\"acme.test\"]\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n"
     );
     let map_path = dir.path().join("vertogw.toml");
     std::fs::write(&map_path, map).expect("write map");

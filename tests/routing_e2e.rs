@@ -97,7 +97,7 @@ async fn a_replaced_map_routes_new_logins_and_leaves_sessions_where_they_are() {
 
     let mut config = (*gw.config).clone();
     config.partitions[0].nodes = vec!["new".into()];
-    gw.gateway.replace_config(std::sync::Arc::new(config));
+    gw.gateway.replace_config(std::sync::Arc::new(config)).await;
 
     assert_eq!(landing_node(&gw, "1001@acme.test").await, "new");
     send_json(&mut before, &request("echo", json!({"n": 1}), 2)).await;

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use vertogw_net::tls;
 use vertogw_sim::{SimConfig, SimNode, SimUsers};
 
+use crate::admin::AdminApi;
 use crate::config::{Config, DomainPattern, ExtensionRule, Partition};
 use crate::proxy::{self, Gateway};
 use crate::routing::Router;
@@ -59,6 +60,10 @@ pub struct DemoArgs {
     /// repository's root].
     #[arg(long, value_name = "DIR")]
     pub web_root: Option<PathBuf>,
+    /// The admin API (status, metrics, drain, switch; `vertogw ctl`); port 0 picks a
+    /// free port [default: the demo map's 127.0.0.1:9090].
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
 }
 
 /// Runs the demo until SIGTERM/SIGINT.
@@ -81,10 +86,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.web_root {
         config.gateway.web_root = Some(dir);
     }
+    // The demo runs without its admin API rather than not at all.
+    let admin_at = args.admin.unwrap_or(config.admin.listen);
+    let admin = match TcpListener::bind(admin_at).await {
+        Ok(listener) => {
+            config.admin.listen = listener.local_addr()?;
+            Some(listener)
+        }
+        Err(e) => {
+            warn!(listen = %admin_at, error = %e, "the admin API cannot listen there (choose another address with --admin ADDR); the demo runs without it");
+            None
+        }
+    };
     let config = Arc::new(config);
-    print_banner(&config, &cert);
+    print_banner(&config, &cert, admin.is_some());
     let gateway = Gateway::new(Arc::clone(&config), cert.server, tls::client_config(None)?);
     gateway.monitor(shutdown.clone()).await?;
+    if let Some(listener) = admin {
+        // The demo's map is built in: there is no file to reload.
+        let api = AdminApi::new(Arc::clone(&gateway), None);
+        tokio::spawn(crate::admin::serve(listener, api, shutdown.clone()));
+    }
     proxy::serve(listener, gateway, shutdown).await?;
     for node in nodes {
         node.shutdown().await;
@@ -229,7 +251,7 @@ fn example_login(router: &Router, config: &Config, partition: &Partition) -> Opt
     })
 }
 
-fn print_banner(config: &Arc<Config>, cert: &DemoCert) {
+fn print_banner(config: &Arc<Config>, cert: &DemoCert, admin: bool) {
     let router = Router::new(Arc::clone(config));
     let port = config.gateway.listen.port();
     println!("vertogw demo: gateway on wss://localhost:{port}/ (any path)");
@@ -256,6 +278,12 @@ fn print_banner(config: &Arc<Config>, cert: &DemoCert) {
             root.display()
         ),
         None => {}
+    }
+    if admin {
+        println!(
+            "Admin API: http://{0}/status  (vertogw ctl --admin http://{0} status)",
+            config.admin.listen
+        );
     }
     println!("Simulated nodes:");
     for node in &config.nodes {

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{info, warn};
 
+use crate::admin::{self, AdminApi};
 use crate::config::Config;
 use crate::proxy::{self, Gateway};
+use crate::reload::Reloader;
 use vertogw_net::tls;
 
 /// Runs the gateway for the map at `path` until SIGTERM/SIGINT.
@@ -38,10 +40,17 @@ pub async fn run(path: PathBuf) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let listeners = proxy::bind(gw.listen, threads)
         .with_context(|| format!("cannot listen on {}", gw.listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on [admin] listen = {}", config.admin.listen))?;
     let shutdown = super::signals::shutdown_token();
     let gateway = Gateway::new(Arc::clone(&config), server_tls, upstream_tls);
     // Every node is probed once before the first browser is accepted.
     gateway.monitor(shutdown.clone()).await?;
+    let reloader = Arc::new(Reloader::new(path, Arc::clone(&gateway)));
+    super::signals::reload_on_hangup(Arc::clone(&reloader));
+    let api = AdminApi::new(Arc::clone(&gateway), Some(reloader));
+    tokio::spawn(admin::serve(admin_listener, api, shutdown.clone()));
     tokio::task::spawn_blocking(move || proxy::serve_sharded(listeners, gateway, shutdown))
         .await
         .context("serving threads")??;

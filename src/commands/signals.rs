@@ -1,5 +1,7 @@
 //! Process signals: SIGTERM and SIGINT start a graceful shutdown; a second signal
-//! exits at once.
+//! exits at once. SIGHUP reloads the map.
+
+use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -31,4 +33,20 @@ pub fn shutdown_token() -> CancellationToken {
         std::process::exit(130);
     });
     token
+}
+
+/// Reloads the map with `reloader` on every SIGHUP (one at a time: a SIGHUP during a
+/// reload waits for it). Must be called inside a Tokio runtime.
+pub fn reload_on_hangup(reloader: Arc<crate::reload::Reloader>) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("cannot install the SIGHUP handler; reload through the admin API");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!(signal = "SIGHUP", "reload requested");
+            // The outcome is logged, counted and shown in /status by the reloader.
+            let _ = reloader.reload(crate::reload::Source::Sighup).await;
+        }
+    });
 }

@@ -38,6 +38,19 @@ pub enum ConfigErrorKind {
     /// `listen` is not a socket address.
     #[error("listen = {0:?} is not an IP:port address (e.g. \"0.0.0.0:8443\")")]
     BadListen(String),
+    /// `[admin]` `token` too short or not printable ASCII.
+    #[error(
+        "token must be at least 16 printable ASCII characters without spaces (it is sent \
+         as `Authorization: Bearer <token>`); e.g. the output of `openssl rand -hex 24`"
+    )]
+    BadAdminToken,
+    /// `[admin]` `listen` off loopback without a token.
+    #[error(
+        "listen = \"{0}\" is not a loopback address and [admin] has no token: anyone who \
+         reaches it could drain nodes and kick sessions; add token = \"…\" or listen on \
+         127.0.0.1"
+    )]
+    AdminWithoutToken(std::net::SocketAddr),
     /// A path key is an empty string.
     #[error("{0} is empty: give the path of a PEM file")]
     EmptyPath(&'static str),

@@ -3,6 +3,7 @@
 //! Validation runs in passes (schema per table, gateway, nodes, partitions, ties, media) and
 //! reports every problem it finds, each located by file, line and table.
 
+mod admin;
 mod certs;
 mod client_urls;
 mod error;
@@ -20,6 +21,7 @@ mod values;
 
 use std::path::Path;
 
+pub use admin::Admin;
 pub use certs::SniNameError;
 pub use client_urls::{derived_public_url, ClientUrls};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, PatternError, RangeError, UrlError};
@@ -82,6 +84,7 @@ impl Draft {
             let media = media::media(raw.media, &nodes, &partitions, &mut report);
             let limits = limits::limits(raw.limits, &mut report);
             let (health, ca_line) = health::health(raw.health, dir, &mut report);
+            let admin = admin::admin(raw.admin, &mut report);
             if let Some((gateway, gateway_lines)) = gateway {
                 lines = Some(gateway_lines);
                 health_ca_line = ca_line;
@@ -93,6 +96,7 @@ impl Draft {
                     media,
                     limits,
                     health,
+                    admin,
                 });
             }
         }

@@ -90,6 +90,8 @@ pub(super) struct RawDoc {
     pub limits: Option<super::limits::RawLimits>,
     /// `[health]`.
     pub health: Option<super::health::RawHealth>,
+    /// `[admin]`.
+    pub admin: Option<super::admin::RawAdmin>,
 }
 
 /// Parses the TOML and deserializes each table; `None` after a syntax error.
@@ -114,6 +116,7 @@ pub(super) fn read(text: &str, report: &mut Report<'_>) -> Option<RawDoc> {
             "partition" => raw.partitions = array(value, "partition", report),
             "limits" => raw.limits = table(value, "limits", report),
             "health" => raw.health = table(value, "health", report),
+            "admin" => raw.admin = table(value, "admin", report),
             "media" => {
                 let span = key.span();
                 raw.media = table(value, "media", report).map(|m| (m, span));

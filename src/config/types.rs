@@ -22,6 +22,8 @@ pub struct Config {
     pub limits: super::Limits,
     /// The `[health]` table, defaults filled in.
     pub health: super::Health,
+    /// The `[admin]` table, defaults filled in.
+    pub admin: super::Admin,
 }
 
 /// The `[media]` table: the load balancer's side of the RTP path (PROTOCOL.md §9).

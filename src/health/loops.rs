@@ -79,11 +79,12 @@ impl Health {
             let (url, Some(tls), timeout) = target else {
                 continue;
             };
+            let started = Instant::now();
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
                 result = probe(&url, &tls, timeout) => result,
             };
-            self.record_probe(&name, &url, &result);
+            self.record_probe(&name, &url, &result, started.elapsed());
             let now = self.settings().interval;
             if now != period {
                 period = now;

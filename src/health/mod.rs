@@ -12,6 +12,7 @@
 
 mod loops;
 pub mod probe;
+mod probe_seconds;
 pub mod state;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 use crate::config::{self, Config, NodeUrl};
 
 pub use probe::{client_tls, probe, ProbeError};
+pub use probe_seconds::{ProbeLabels, ProbeSeconds};
 pub use state::{Change, NodeHealth, NodeState, Reason, Transition};
 
 /// The shared health table of the map's nodes; hold it in an `Arc`.
@@ -35,6 +37,8 @@ pub struct Health {
     changes: watch::Sender<u64>,
     /// Bumped when [`Health::reconfigure`] changed the node list, for the probe loops.
     nodes: watch::Sender<u64>,
+    /// How long probes took, by node and result (`vertogw_probe_seconds`).
+    probe_seconds: ProbeSeconds,
 }
 
 #[derive(Debug)]
@@ -124,6 +128,7 @@ impl Health {
             }),
             changes: watch::Sender::new(0),
             nodes: watch::Sender::new(0),
+            probe_seconds: ProbeSeconds::default(),
         }
     }
 
@@ -133,6 +138,11 @@ impl Health {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long probes took, by node and result.
+    pub fn probe_seconds(&self) -> &ProbeSeconds {
+        &self.probe_seconds
     }
 
     /// The `[health]` settings in force.
@@ -242,8 +252,9 @@ impl Health {
             (targets, inner.settings.timeout)
         };
         let probes = targets.iter().map(|(name, url)| async move {
+            let started = Instant::now();
             let result = probe(url, tls, timeout).await;
-            self.record_probe(name, url, &result);
+            self.record_probe(name, url, &result, started.elapsed());
         });
         futures_util::future::join_all(probes).await;
     }
@@ -259,8 +270,9 @@ impl Health {
             let inner = self.read();
             (inner.nodes.get(node)?.url.clone(), inner.settings.timeout)
         };
+        let started = Instant::now();
         let result = probe(&url, tls, timeout).await;
-        self.record_probe(node, &url, &result);
+        self.record_probe(node, &url, &result, started.elapsed());
         Some(result)
     }
 
@@ -372,7 +384,13 @@ impl Health {
 
     /// Applies one probe result of `node` at `url` (ignored if the node has since left
     /// the map or changed its URL), then logs what changed.
-    fn record_probe(&self, node: &str, url: &NodeUrl, result: &Result<Duration, ProbeError>) {
+    fn record_probe(
+        &self,
+        node: &str,
+        url: &NodeUrl,
+        result: &Result<Duration, ProbeError>,
+        took: Duration,
+    ) {
         if let Err(e) = result.as_ref().map_err(ProbeError::is_local) {
             if e {
                 tracing::debug!(
@@ -382,6 +400,7 @@ impl Health {
                 return;
             }
         }
+        self.probe_seconds.observe(node, result.is_ok(), took);
         let change = {
             let mut inner = self.write();
             let (rise, fall) = (inner.settings.rise, inner.settings.fall);

@@ -74,6 +74,20 @@ struct Table {
     changes: HashMap<String, (Instant, Cause)>,
     /// Partitions whose remembered active node a reload dropped.
     reloaded: std::collections::HashSet<String>,
+    /// Times each partition's active node went down or was drained.
+    failovers: HashMap<String, u64>,
+}
+
+impl Cause {
+    /// Its name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Failover => "failover",
+            Cause::Failback => "failback",
+            Cause::Switch => "switch",
+            Cause::Reload => "reload",
+        }
+    }
 }
 
 /// Why a partition's active node changed (what moving its sessions is reported as).
@@ -145,10 +159,14 @@ impl Actives {
                 None => None,
             };
             if let Some(from) = &current {
-                tracing::warn!(partition, from = %from, to = %chosen, ?cause, "active node changed");
+                let cause = cause.map(Cause::as_str);
+                tracing::warn!(partition, from = %from, to = %chosen, cause, "active node changed");
             }
             if let Some(cause) = cause {
                 table.changes.insert(partition.to_owned(), (now, cause));
+            }
+            if cause == Some(Cause::Failover) {
+                *table.failovers.entry(partition.to_owned()).or_insert(0) += 1;
             }
             table.current.insert(partition.to_owned(), chosen.clone());
         }
@@ -158,6 +176,18 @@ impl Actives {
     /// Why and when `partition`'s active node last changed (none since start-up).
     pub fn last_change(&self, partition: &str) -> Option<(Instant, Cause)> {
         self.table().changes.get(partition).copied()
+    }
+
+    /// Failovers so far, by partition.
+    pub fn failovers(&self) -> Vec<(String, u64)> {
+        let mut all: Vec<_> = self
+            .table()
+            .failovers
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect();
+        all.sort();
+        all
     }
 
     /// The node `partition` is pinned to, if any.

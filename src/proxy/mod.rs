@@ -7,6 +7,7 @@ mod active;
 mod capacity;
 mod close;
 mod context;
+mod counters;
 mod failures;
 mod listener;
 mod migrate;
@@ -25,6 +26,7 @@ mod throttle;
 mod turns;
 mod upgrade;
 mod upstream;
+mod view;
 mod watchdog;
 
 use std::sync::Arc;
@@ -36,10 +38,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use active::SwitchError;
 pub use capacity::session_capacity;
+pub use counters::{Counters, LoginResult};
 pub use listener::serve;
 pub use migrate::MigrationReason;
 pub use operator::{DrainStatus, OperatorError, Switched};
 pub use shards::{bind, bind_one, serve_sharded};
+pub use view::{Load, PartitionView, SessionFilter, SessionView};
 // For `crate::fuzzing` only: the upgrade check stays private to the crate.
 pub(crate) use upgrade::{
     check_origin, inspect as inspect_upgrade, switching as upgrade_switching,
@@ -79,7 +83,7 @@ pub struct Gateway {
     // Swappable so a later reload can replace the map without touching sessions.
     router: ArcSwap<Router>,
     server_tls: ArcSwap<ServerConfig>,
-    upstream_tls: Arc<ClientConfig>,
+    upstream_tls: ArcSwap<ClientConfig>,
     handshakes: turns::Turns,
     login_failures: failures::LoginFailures,
     end_log: throttle::Throttles,
@@ -98,6 +102,8 @@ pub struct Gateway {
     migrations: migrate::Migrations,
     /// Wakes the migrator after an operator's action.
     nudge: tokio::sync::Notify,
+    /// Running totals for `/metrics`.
+    counters: counters::Counters,
 }
 
 impl Gateway {
@@ -116,7 +122,7 @@ impl Gateway {
         Arc::new(Gateway {
             router: ArcSwap::from_pointee(Router::new(config)),
             server_tls: ArcSwap::new(server_tls),
-            upstream_tls,
+            upstream_tls: ArcSwap::new(upstream_tls),
             handshakes: turns::Turns::new(handshakes),
             login_failures: failures::LoginFailures::default(),
             end_log: throttle::Throttles::default(),
@@ -127,6 +133,7 @@ impl Gateway {
             registry: Arc::default(),
             migrations: migrate::Migrations::default(),
             nudge: tokio::sync::Notify::new(),
+            counters: counters::Counters::default(),
         })
     }
 
@@ -158,6 +165,11 @@ impl Gateway {
         self.migrations.counts()
     }
 
+    /// Running totals for `/metrics`.
+    pub fn counters(&self) -> &counters::Counters {
+        &self.counters
+    }
+
     fn migrations(&self) -> &migrate::Migrations {
         &self.migrations
     }
@@ -185,33 +197,54 @@ impl Gateway {
         self.router.load_full()
     }
 
-    /// Replaces the map; sessions already routed stay where they are. The seam for hot
-    /// reload (SIGHUP and the admin API), which swaps a validated map in here. New
-    /// `[limits]` apply to connections accepted from then on (a changed connect rate
-    /// or burst starts every address with a full bucket).
-    pub fn replace_config(&self, config: Arc<Config>) {
+    /// Replaces the map; sessions already routed stay where they are (sessions that
+    /// break the invariant then move, idle ones first). The seam for hot reload
+    /// (SIGHUP and the admin API), which swaps a validated map in here. Nodes the new
+    /// map adds (or whose `verto_url` changed) are probed once before the map applies,
+    /// and sticky entries to a node whose URL changed are dropped. New `[limits]` apply
+    /// to connections accepted from then on (a changed connect rate or burst starts
+    /// every address with a full bucket).
+    pub async fn replace_config(&self, config: Arc<Config>) {
         self.per_ip.reconfigure(&config.limits);
-        if let Some(health) = self.health.get() {
-            // Nodes the new map adds are down until their first probe, which is sent at
-            // once rather than at the next interval (with the new map's ca_file).
-            health.reconfigure(&config);
-            let tls = crate::health::client_tls(&config);
-            match (tls, tokio::runtime::Handle::try_current()) {
-                (Ok(tls), Ok(runtime)) => {
-                    health.set_tls(Arc::clone(&tls));
-                    let health = Arc::clone(health);
-                    runtime.spawn(async move { health.start_up(&tls).await });
-                }
-                (Err(err), _) => {
-                    tracing::warn!(error = %err, "health: the new map's ca_file does not load; probes keep the previous one")
-                }
-                (Ok(_), Err(_)) => {}
+        let old = self.router.load_full();
+        for node in &old.config().nodes {
+            let same = config
+                .nodes
+                .iter()
+                .any(|n| n.name == node.name && n.verto_url == node.verto_url);
+            if !same {
+                self.sticky.forget_node(&node.name);
             }
         }
-        let old = self.router.swap(Arc::new(Router::new(config)));
+        if let Some(health) = self.health.get() {
+            // New nodes are down until their first probe, sent now with the new map's
+            // ca_file rather than at the next interval.
+            health.reconfigure(&config);
+            match crate::health::client_tls(&config) {
+                Ok(tls) => {
+                    health.set_tls(Arc::clone(&tls));
+                    health.start_up(&tls).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "health: the new map's ca_file does not load; probes keep the previous one")
+                }
+            }
+        }
+        self.router.store(Arc::new(Router::new(config)));
         let new = self.router.load();
         self.actives.reconfigure(old.config(), new.config());
         self.nudge.notify_one();
+    }
+
+    /// Terminates new browser TLS handshakes with `config` (established sessions keep
+    /// theirs).
+    pub fn replace_server_tls(&self, config: Arc<ServerConfig>) {
+        self.server_tls.store(config);
+    }
+
+    /// Reaches `wss://` nodes with `config` from the next connection on.
+    pub fn replace_upstream_tls(&self, config: Arc<ClientConfig>) {
+        self.upstream_tls.store(config);
     }
 
     /// Most browser connections held at once: the map's `max_connections`, else what
@@ -260,7 +293,7 @@ impl Gateway {
         self.server_tls.load_full()
     }
 
-    fn upstream_tls(&self) -> &Arc<ClientConfig> {
-        &self.upstream_tls
+    fn upstream_tls(&self) -> Arc<ClientConfig> {
+        self.upstream_tls.load_full()
     }
 }

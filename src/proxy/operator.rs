@@ -91,6 +91,15 @@ impl Gateway {
         }
     }
 
+    /// Closes every session with `sessid` (1008; `verto.punt` first when `punt`, so the
+    /// client does not reconnect) and forgets its sticky entry; returns how many.
+    pub fn kick(&self, sessid: &str, punt: bool) -> usize {
+        self.sticky().forget(self.sticky().key(sessid));
+        let kicked = self.registry().kick(sessid, punt);
+        tracing::warn!(kicked, punt, reason = "operator", "sessions kicked");
+        kicked
+    }
+
     /// Pins `partition` to `node` (up and in its list): no automatic failback while
     /// pinned; `None` ends the pin. Idle sessions move by the invariant (reason
     /// `switch`).

@@ -3,7 +3,8 @@
 //! `verto.clientReady` has passed, its calls in progress, and the signal that moves it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -19,6 +20,12 @@ pub struct Live {
     pub partition: Arc<str>,
     /// The node it is on.
     pub node: Arc<str>,
+    /// The login the node accepted.
+    pub login: Box<str>,
+    /// Its Verto `sessid`.
+    pub sessid: Option<Box<str>>,
+    /// The browser's address.
+    pub peer: SocketAddr,
     /// Its sessid's sticky key (the entry is forgotten when the session is moved).
     pub sticky_key: Option<u64>,
     /// When the node accepted its login.
@@ -26,7 +33,9 @@ pub struct Live {
     /// It reached its node through its sticky sessid rather than as the active node.
     pub via_sticky: bool,
     ready: AtomicBool,
-    calls: AtomicU32,
+    /// Its calls in progress, by `callID` (written only when the relay read a message
+    /// that can change them).
+    calls: Mutex<Vec<Box<str>>>,
     /// How it is to end: [`Ending::code`], 0 while it is not to.
     end: AtomicU8,
     wake: Notify,
@@ -39,6 +48,12 @@ pub enum Ending {
     NodeDown,
     /// Its node was drained and the operator's deadline passed (1001, calls included).
     DrainDeadline,
+    /// The operator kicked it (1008); with `punt`, `verto.punt` is sent first so the
+    /// client does not reconnect.
+    Kicked {
+        /// Send `verto.punt` before closing.
+        punt: bool,
+    },
     /// It is to move to its partition's active node (1012).
     Moved(MigrationReason),
 }
@@ -50,6 +65,8 @@ impl Ending {
         match self {
             Ending::NodeDown => u8::MAX,
             Ending::DrainDeadline => u8::MAX - 1,
+            Ending::Kicked { punt: true } => u8::MAX - 2,
+            Ending::Kicked { punt: false } => u8::MAX - 3,
             Ending::Moved(reason) => 1 + reason as u8,
         }
     }
@@ -59,6 +76,8 @@ impl Ending {
             0 => None,
             u8::MAX => Some(Ending::NodeDown),
             c if c == u8::MAX - 1 => Some(Ending::DrainDeadline),
+            c if c == u8::MAX - 2 => Some(Ending::Kicked { punt: true }),
+            c if c == u8::MAX - 3 => Some(Ending::Kicked { punt: false }),
             c => MigrationReason::ALL
                 .get(usize::from(c - 1))
                 .map(|r| Ending::Moved(*r)),
@@ -68,17 +87,32 @@ impl Ending {
 
 impl Live {
     /// Notes what the relay saw: calls in progress, and whether `verto.clientReady` passed.
-    pub fn update(&self, calls: usize, client_ready: bool) {
-        self.calls
-            .store(u32::try_from(calls).unwrap_or(u32::MAX), Ordering::Relaxed);
+    pub fn update<'a>(&self, calls: impl Iterator<Item = &'a str>, client_ready: bool) {
+        let mut mine = self.calls();
+        mine.clear();
+        mine.extend(calls.map(Box::from));
         if client_ready {
             self.ready.store(true, Ordering::Relaxed);
         }
     }
 
+    fn calls(&self) -> MutexGuard<'_, Vec<Box<str>>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Whether it has a call in progress.
     pub fn in_call(&self) -> bool {
-        self.calls.load(Ordering::Relaxed) > 0
+        !self.calls().is_empty()
+    }
+
+    /// Its calls in progress, by `callID`.
+    pub fn call_ids(&self) -> Vec<String> {
+        self.calls().iter().map(|c| c.to_string()).collect()
+    }
+
+    /// How many calls it has in progress.
+    pub fn call_count(&self) -> usize {
+        self.calls().len()
     }
 
     /// Whether the node's `verto.clientReady` has been relayed.
@@ -100,7 +134,7 @@ impl Live {
                 .end
                 .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok(),
-            Ending::NodeDown | Ending::DrainDeadline => {
+            Ending::NodeDown | Ending::DrainDeadline | Ending::Kicked { .. } => {
                 self.end.fetch_max(code, Ordering::Relaxed) < code
             }
         };
@@ -121,6 +155,25 @@ impl Live {
             self.wake.notified().await;
         }
     }
+}
+
+/// What a session the node just accepted is.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    /// Its partition.
+    pub partition: &'a str,
+    /// Its node.
+    pub node: &'a str,
+    /// The accepted login.
+    pub login: &'a str,
+    /// Its `sessid`.
+    pub sessid: Option<&'a str>,
+    /// The browser's address.
+    pub peer: SocketAddr,
+    /// Its sessid's sticky key.
+    pub sticky_key: Option<u64>,
+    /// It reached its node through its sticky sessid rather than as the active node.
+    pub via_sticky: bool,
 }
 
 /// A (partition, node) pair.
@@ -198,22 +251,19 @@ impl Registry {
     }
 
     /// Adds a session that the node accepted just now.
-    pub fn register(
-        self: &Arc<Self>,
-        partition: &str,
-        node: &str,
-        sticky_key: Option<u64>,
-        via_sticky: bool,
-    ) -> Registered {
+    pub fn register(self: &Arc<Self>, new: NewSession<'_>) -> Registered {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let live = Arc::new(Live {
-            partition: self.name(partition),
-            node: self.name(node),
-            sticky_key,
+            partition: self.name(new.partition),
+            node: self.name(new.node),
+            login: Box::from(new.login),
+            sessid: new.sessid.map(Box::from),
+            peer: new.peer,
+            sticky_key: new.sticky_key,
             since: Instant::now(),
-            via_sticky,
+            via_sticky: new.via_sticky,
             ready: AtomicBool::new(false),
-            calls: AtomicU32::new(0),
+            calls: Mutex::new(Vec::new()),
             end: AtomicU8::new(0),
             wake: Notify::new(),
         });
@@ -233,9 +283,22 @@ impl Registry {
             .values()
             .filter(|l| *l.node == *node)
             .fold((0, 0), |(sessions, calls), l| {
-                let c = l.calls.load(Ordering::Relaxed) as usize;
-                (sessions + 1, calls + c)
+                (sessions + 1, calls + l.call_count())
             })
+    }
+
+    /// Ends every session with `sessid` as the operator's kick; returns how many.
+    pub fn kick(&self, sessid: &str, punt: bool) -> usize {
+        let sessions: Vec<Arc<Live>> = self
+            .lock()
+            .values()
+            .filter(|l| l.sessid.as_deref() == Some(sessid))
+            .cloned()
+            .collect();
+        sessions
+            .iter()
+            .filter(|l| l.end(Ending::Kicked { punt }))
+            .count()
     }
 
     /// Every session now, oldest login first.
@@ -252,21 +315,38 @@ mod tests {
 
     #[test]
     fn every_ending_round_trips_and_the_stronger_one_wins() {
-        for reason in MigrationReason::ALL {
-            let how = Ending::Moved(reason);
+        let mut all: Vec<Ending> = MigrationReason::ALL.map(Ending::Moved).to_vec();
+        all.extend([
+            Ending::Kicked { punt: false },
+            Ending::Kicked { punt: true },
+            Ending::DrainDeadline,
+            Ending::NodeDown,
+        ]);
+        for how in all {
             assert_eq!(Ending::from_code(how.code()), Some(how));
         }
         assert_eq!(Ending::from_code(0), None);
         let registry = Arc::new(Registry::default());
-        let session = registry.register("p", "n", None, false);
+        let session = registry.register(NewSession {
+            partition: "p",
+            node: "n",
+            login: "1000@d.test",
+            sessid: Some("s"),
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            sticky_key: None,
+            via_sticky: false,
+        });
         let live = session.live();
         assert!(live.end(Ending::Moved(MigrationReason::Drain)));
         assert!(
             !live.end(Ending::Moved(MigrationReason::Failback)),
             "first move wins"
         );
-        assert!(live.end(Ending::DrainDeadline));
         assert!(!live.end(Ending::Moved(MigrationReason::Drain)));
+        assert!(live.end(Ending::Kicked { punt: false }));
+        assert!(live.end(Ending::Kicked { punt: true }));
+        assert!(!live.end(Ending::Kicked { punt: false }));
+        assert!(live.end(Ending::DrainDeadline));
         assert!(live.end(Ending::NodeDown));
         assert!(!live.end(Ending::DrainDeadline));
         assert_eq!(live.ending(), Some(Ending::NodeDown));

@@ -35,12 +35,13 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Sink, Stream};
+use futures_util::{Sink, SinkExt, Stream};
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
+use super::counters::Counters;
 use super::policy::{SessionPolicy, Verdict};
 use super::registry::{Ending, Live};
 use super::upstream::NodeSocket;
@@ -87,6 +88,7 @@ pub async fn run(
         bytes_down: 0,
         calls: Calls::default(),
         live: None,
+        counters: ctx.gateway.counters(),
     };
     let ended = async {
         match live {
@@ -95,6 +97,7 @@ pub async fn run(
         }
     };
     pump.live = live.cloned();
+    let mut punt = false;
     let reason = tokio::select! {
         r = &mut pump => r,
         _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
@@ -102,13 +105,31 @@ pub async fn run(
             Ending::NodeDown => EndReason::NodeDown,
             Ending::DrainDeadline => EndReason::DrainDeadline,
             Ending::Moved(reason) => EndReason::Migrated(reason),
+            Ending::Kicked { punt: p } => {
+                punt = p;
+                EndReason::Kicked
+            }
         },
     };
     summary.bytes_up += pump.bytes_up;
     summary.bytes_down += pump.bytes_down;
     summary.calls = pump.calls.count();
+    drop(pump);
+    if punt {
+        // As FreeSWITCH punts a socket: the client then closes without reconnecting.
+        let id = PUNT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"verto.punt","params":{{}}}}"#);
+        let _ = tokio::time::timeout(PUNT_GRACE, browser.send(Message::text(text))).await;
+    }
     reason
 }
+
+/// Ids of the gateway's own `verto.punt` requests: one process-wide counter, like the
+/// node's own request ids, so none repeats on a socket.
+static PUNT_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 32);
+
+/// How long the `verto.punt` before a kick may take to write.
+const PUNT_GRACE: Duration = Duration::from_secs(1);
 
 /// Both directions of one session.
 struct Pump<'a> {
@@ -132,6 +153,7 @@ struct Pump<'a> {
     calls: Calls,
     /// The session's registry entry, told about calls and `verto.clientReady`.
     live: Option<Arc<Live>>,
+    counters: &'a Counters,
 }
 
 /// Hands `slot`'s message to `sink` and flushes; `Err(())` when the sink failed.
@@ -169,10 +191,10 @@ where
 }
 
 impl Pump<'_> {
-    /// Tells the registry what the calls tracker knows (two relaxed stores).
+    /// Tells the registry what the calls tracker knows, after a message it read.
     fn note_calls(&self) {
         if let Some(live) = &self.live {
-            live.update(self.calls.count(), self.calls.client_ready());
+            live.update(self.calls.ids(), self.calls.client_ready());
         }
     }
 
@@ -189,17 +211,21 @@ impl Pump<'_> {
             Message::Text(text) => match self.policy.check(&text) {
                 Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
                 Verdict::Forward => {
-                    self.calls.on_message(From::Browser, &text);
-                    self.note_calls();
+                    if self.calls.on_message(From::Browser, &text) {
+                        self.note_calls();
+                    }
+                    self.counters.to_node.count(text.len());
                     self.bytes_up += text.len() as u64;
                     self.to_node = Some(Message::Text(text));
                 }
                 Verdict::ForwardLogin(stamped) => {
+                    self.counters.to_node.count(stamped.len());
                     self.bytes_up += stamped.len() as u64;
                     self.to_node = Some(Message::text(stamped));
                 }
             },
             Message::Binary(bytes) => {
+                self.counters.to_node.count(bytes.len());
                 self.bytes_up += bytes.len() as u64;
                 self.to_node = Some(Message::Binary(bytes));
             }
@@ -217,9 +243,11 @@ impl Pump<'_> {
             Some(Ok(Message::Close(frame))) => Poll::Ready(Some(EndReason::NodeClosed(frame))),
             Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
                 if let Message::Text(text) = &msg {
-                    self.calls.on_message(From::Node, text);
-                    self.note_calls();
+                    if self.calls.on_message(From::Node, text) {
+                        self.note_calls();
+                    }
                 }
+                self.counters.to_browser.count(msg.len());
                 self.bytes_down += msg.len() as u64;
                 self.to_browser = Some(msg);
                 Poll::Ready(None)

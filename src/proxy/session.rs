@@ -10,9 +10,10 @@ use tracing::{debug, info, warn};
 
 use super::close::{close_leg, EndReason};
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
+use super::counters::LoginResult;
 use super::failures::COOLDOWN_MESSAGE;
 use super::policy::{stamp_login, SessionPolicy};
-use super::registry::Registered;
+use super::registry::{NewSession, Registered};
 use super::relay;
 use super::sticky::Held;
 use super::upstream::{self, NodeSocket};
@@ -34,6 +35,7 @@ struct Upstream {
 
 /// Runs a browser socket to its end and writes the session's log line.
 pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
+    let _open = ctx.gateway.counters().open_connection();
     let mut summary = Summary::default();
     let mut auth = Auth {
         ctx: &ctx,
@@ -342,6 +344,8 @@ impl Auth<'_> {
                     false => "No node available",
                 };
                 warn!(login = ?req.login, partition = %partition, failure = "no_node", draining, "no node of the partition is reachable");
+                let counters = self.ctx.gateway.counters();
+                counters.login(&partition, LoginResult::NoNode);
                 self.state.connect_failed();
                 send_text(
                     browser,
@@ -405,7 +409,7 @@ impl Auth<'_> {
         });
         let usable = first.chain(rest);
         for (name, url) in usable {
-            match upstream::connect(url, gw.upstream_tls(), timeout, stall).await {
+            match upstream::connect(url, &gw.upstream_tls(), timeout, stall).await {
                 Ok(socket) => return Some((name.clone(), socket)),
                 Err(err) => {
                     warn!(
@@ -433,6 +437,10 @@ impl Auth<'_> {
         match step {
             Step::Reply(reply) => send_text(browser, reply).await,
             Step::Refuse(refusal) => {
+                if refusal.reason == "no_partition" {
+                    let counters = self.ctx.gateway.counters();
+                    counters.login("", LoginResult::NoPartition);
+                }
                 self.failed_login(&refusal.login, refusal.reason);
                 send_text(browser, refusal.reply).await?;
                 match refusal.close {
@@ -489,10 +497,25 @@ impl Auth<'_> {
         {
             self.sticky = Some(gw.sticky().record(sessid, node, login));
         }
-        if let (Some(up), Some(node)) = (&self.upstream, &self.summary.node) {
-            let key = sessid.as_deref().map(|s| gw.sticky().key(s));
-            let registry = gw.registry();
-            self.registered = Some(registry.register(&up.partition, node, key, up.via_sticky));
+        if let (Some(up), Some(node), Some(login)) =
+            (&self.upstream, &self.summary.node, &self.summary.login)
+        {
+            let new = NewSession {
+                partition: &up.partition,
+                node,
+                login,
+                sessid: sessid.as_deref(),
+                peer: self.ctx.peer,
+                sticky_key: sessid.as_deref().map(|s| gw.sticky().key(s)),
+                via_sticky: up.via_sticky,
+            };
+            self.registered = Some(gw.registry().register(new));
+        }
+    }
+
+    fn count_login(&self, result: LoginResult) {
+        if let Some(up) = &self.upstream {
+            self.ctx.gateway.counters().login(&up.partition, result);
         }
     }
 
@@ -511,10 +534,12 @@ impl Auth<'_> {
             Some(Ok(Message::Text(text))) => {
                 let accepted = match verto::login_outcome(&text, &login_id) {
                     LoginOutcome::Accepted => {
+                        self.count_login(LoginResult::Ok);
                         self.remember_node(&text);
                         true
                     }
                     LoginOutcome::Rejected => {
+                        self.count_login(LoginResult::Rejected);
                         // The node's verdict on the credentials: relayed as it is,
                         // counted and logged like the gateway's own refusals.
                         if let Some(login) = self.summary.login.clone() {

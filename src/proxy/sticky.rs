@@ -132,6 +132,12 @@ impl Sticky {
         self.lock().entries.remove(&key);
     }
 
+    /// Forgets every entry pointing at `node` (it left the map or changed its URL:
+    /// the calls are not there).
+    pub fn forget_node(&self, node: &str) {
+        self.lock().entries.retain(|_, e| &*e.node != node);
+    }
+
     /// How many entries are kept.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -58,18 +58,25 @@ impl Calls {
         self.client_ready
     }
 
-    /// Notes one relayed text message.
-    pub fn on_message(&mut self, from: From, text: &str) {
+    /// The calls in progress, by `callID`.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.active.iter().map(String::as_str)
+    }
+
+    /// Notes one relayed text message; `true` when it was read (the calls or
+    /// `clientReady` may have changed), `false` when the byte test let it pass unread.
+    pub fn on_message(&mut self, from: From, text: &str) -> bool {
         if !self.worth_reading(from, text) {
-            return;
+            return false;
         }
         // A message no cJSON reads the same way cannot start or end a call on the node.
         let Ok(objects) = cjson::read_dialog(text) else {
-            return;
+            return false;
         };
         for object in &objects {
             self.on_object(from, object);
         }
+        true
     }
 
     /// The cheap byte test, erring towards parsing: a method naming `verto.` (or any

@@ -46,7 +46,7 @@ pub async fn closed_with(ws: &mut Client) -> Option<u16> {
 
 /// Reloads `gw` with `map` (with `{name}` placeholders filled from `urls`), changed by
 /// `tweak` after parsing, as SIGHUP would.
-pub fn reload(
+pub async fn reload(
     gw: &TestGateway,
     map: &str,
     urls: &[(&str, String)],
@@ -61,7 +61,7 @@ pub fn reload(
         Err(errs) => panic!("reloaded map does not parse:\n{errs}\n---\n{map}"),
     };
     tweak(&mut config);
-    gw.gateway.replace_config(Arc::new(config));
+    gw.gateway.replace_config(Arc::new(config)).await;
 }
 
 /// How many sessions the gateway has moved or closed for `reason` so far.
