@@ -5,9 +5,11 @@
 #   vertogw  vertogw serve
 #   haproxy  HAProxy 2.6 (bench/haproxy.cfg.in)
 #   nginx    nginx 1.22 (bench/nginx.conf.in)
+#   baseline another vertogw build, same map (only with VERTOGW_BASELINE_BIN): a
+#            before/after comparison in ONE interleaved run
 # with the load generator `vertogw-bench`, for the scenarios of docs/performance.md.
 #
-# Usage: bench/run.sh [--quick] [--targets direct,vertogw,haproxy,nginx]
+# Usage: bench/run.sh [--quick] [--targets direct,vertogw,baseline,haproxy,nginx]
 #                     [--scenarios steady,throughput,idle,storm,large] [--reps N]
 #                     [--out DIR] [--no-publish] [--check] [--dry-run]
 #
@@ -20,12 +22,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 
 Options:
   --quick          1 repetition, shorter runs, smaller counts (a smoke run, ~3 min)
-  --targets LIST   comma-separated subset of direct,vertogw,haproxy,nginx
+  --targets LIST   comma-separated subset of direct,vertogw,baseline,haproxy,nginx
+                   (default: all; baseline only with VERTOGW_BASELINE_BIN)
   --scenarios LIST comma-separated subset of steady,throughput,idle,storm,large
                    (large: every session relays one 999,999-byte echo each way, 16 at
                    a time, then idles; reports the proxy memory each session still
@@ -40,9 +43,12 @@ Options:
   --dry-run        print the generator commands the run would execute, run nothing
 Environment:
   VERTOGW_BIN      the vertogw binary (default target/release/vertogw)
+  VERTOGW_BASELINE_BIN  another vertogw binary (e.g. a build of the previous commit):
+                   adds the target `baseline`, the same map on its own port, run
+                   interleaved with the others and shown next to vertogw
   BENCH_BIN        the load generator (default target/release/vertogw-bench)
-  BENCH_PORT_BASE  ports used: BASE+81 node, +441 direct, +443 vertogw, +444 haproxy,
-                   +445 nginx (default 28000)
+  BENCH_PORT_BASE  ports used: BASE+81 node, +90 the admin API, +441 direct, +443 vertogw, +444 haproxy,
+                   +445 nginx, +446 baseline (default 28000)
   BENCH_MAX_MINUTES  stop starting new runs after this many minutes (default 30)
   BENCH_KEEP_TMP=1 keep the temp dir (rendered configs, certificates)
   BENCH_HAPROXY, BENCH_NGINX  the haproxy / nginx binaries (default: from PATH, /usr/sbin)
@@ -52,7 +58,10 @@ EOF
 
 # ---------------------------------------------------------------- options
 QUICK=0 CHECK=0 DRY=0 PUBLISH=1 REPS="" OUT=""
+BASE_BIN=${VERTOGW_BASELINE_BIN:-}
 TARGETS="direct,vertogw,haproxy,nginx"
+# With a baseline binary the default run compares it too, right after vertogw.
+[ -z "$BASE_BIN" ] || TARGETS="direct,vertogw,baseline,haproxy,nginx"
 SCENARIOS="steady,throughput,idle,storm,large"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -70,7 +79,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 for t in ${TARGETS//,/ }; do
-  case "$t" in direct|vertogw|haproxy|nginx) ;; *) echo "error: unknown target $t" >&2; exit 2 ;; esac
+  case "$t" in direct|vertogw|haproxy|nginx) ;;
+    baseline) [ -n "$BASE_BIN" ] || { echo "error: target baseline needs VERTOGW_BASELINE_BIN=/path/to/vertogw" >&2; exit 2; } ;;
+    *) echo "error: unknown target $t" >&2; exit 2 ;;
+  esac
 done
 for s in ${SCENARIOS//,/ }; do
   case "$s" in steady|throughput|idle|storm|large) ;; *) echo "error: unknown scenario $s" >&2; exit 2 ;; esac
@@ -108,7 +120,7 @@ PORT_BASE=${BENCH_PORT_BASE:-28000}
 NODE_PORT=$((PORT_BASE + 81))
 declare -A PORT=(
   [direct]=$((PORT_BASE + 441)) [vertogw]=$((PORT_BASE + 443))
-  [haproxy]=$((PORT_BASE + 444)) [nginx]=$((PORT_BASE + 445))
+  [haproxy]=$((PORT_BASE + 444)) [nginx]=$((PORT_BASE + 445)) [baseline]=$((PORT_BASE + 446))
 )
 HAPROXY=${BENCH_HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}
 NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -254,6 +266,10 @@ done
 # One copy of each binary for the whole run, even if cargo rebuilds target/release meanwhile.
 cp "$BIN" "$WORK/vgw" && BIN_SRC=$BIN && BIN="$WORK/vgw"
 cp "$GEN" "$WORK/vgw-bench" && GEN="$WORK/vgw-bench"
+if [[ " ${SELECTED[*]} " == *" baseline "* ]]; then
+  [ -x "$BASE_BIN" ] || die "VERTOGW_BASELINE_BIN=$BASE_BIN is not an executable"
+  cp "$BASE_BIN" "$WORK/vgw-baseline" && BASE_BIN_SRC=$BASE_BIN && BASE_BIN="$WORK/vgw-baseline"
+fi
 command -v openssl >/dev/null || die "openssl is needed to generate the test certificate"
 command -v python3 >/dev/null || die "python3 is needed for the probe and the summary"
 if [[ " ${SELECTED[*]} " == *" direct "* ]] && ! "$BIN" sim-node --help 2>&1 | grep -q -- '--tls-cert'; then
@@ -288,6 +304,10 @@ render() { # render TEMPLATE OUT PORT: fills @@...@@
 
 make_configs() {
   render "$BENCH/gateway.toml.in" "$WORK/gateway.toml" "${PORT[vertogw]}"
+  # The admin API off the default 9090, so a run never collides with a gateway on this
+  # machine; the baseline may predate [admin] and keeps the map without it.
+  printf '\n[admin]\nlisten = "127.0.0.1:%s"\n' "$((PORT_BASE + 90))" >>"$WORK/gateway.toml"
+  render "$BENCH/gateway.toml.in" "$WORK/gateway-baseline.toml" "${PORT[baseline]}"
   render "$BENCH/haproxy.cfg.in" "$WORK/haproxy.cfg" "${PORT[haproxy]}"
   mkdir -p "$WORK/nginx"
   render "$BENCH/nginx.conf.in" "$WORK/nginx/nginx.conf" "${PORT[nginx]}"
@@ -296,6 +316,8 @@ make_configs() {
     case "$t" in
       vertogw) "$BIN" check --config "$WORK/gateway.toml" >"$LOGS/check-vertogw.log" 2>&1 ||
                  { cat "$LOGS/check-vertogw.log" >&2; die "vertogw check rejected the bench map"; } ;;
+      baseline) "$BASE_BIN" check --config "$WORK/gateway-baseline.toml" >"$LOGS/check-baseline.log" 2>&1 ||
+                 { cat "$LOGS/check-baseline.log" >&2; die "the baseline's check rejected the bench map"; } ;;
       haproxy) "$HAPROXY" -c -f "$WORK/haproxy.cfg" >"$LOGS/check-haproxy.log" 2>&1 ||
                  { cat "$LOGS/check-haproxy.log" >&2; die "haproxy -c rejected the bench config"; } ;;
       nginx) "$NGINX" -t -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" \
@@ -330,6 +352,7 @@ stack_up() {
     wait_listen node "$node_pid" "$NODE_PORT" || return 1
     case "$t" in
       vertogw) start_proc vertogw "$BIN" serve --config "$WORK/gateway.toml" ;;
+      baseline) start_proc baseline "$BASE_BIN" serve --config "$WORK/gateway-baseline.toml" ;;
       haproxy) start_proc haproxy "$HAPROXY" -f "$WORK/haproxy.cfg" -db ;;
       nginx) start_proc nginx "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
                -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
@@ -476,6 +499,9 @@ make_configs
   echo "nofile=$(ulimit -n)"
   echo "somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"
   echo "vertogw=$("$BIN" --version 2>/dev/null | sed 's/^[^ ]* //') ($BIN_SRC) $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
+  if [ -n "${BASE_BIN_SRC:-}" ]; then
+    echo "baseline=$("$BASE_BIN" --version 2>/dev/null | sed 's/^[^ ]* //') ($BASE_BIN_SRC)"
+  fi
   echo "haproxy=$("$HAPROXY" -v 2>/dev/null | head -n1 | cut -d' ' -f3 || true)"
   echo "nginx=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||' || true)"
   echo "openssl=$(openssl version)"

@@ -30,7 +30,8 @@ import re
 import statistics
 import sys
 
-TARGET_ORDER = ["direct", "vertogw", "haproxy", "nginx"]
+# `baseline`: another vertogw build (run.sh's VERTOGW_BASELINE_BIN), next to `vertogw`.
+TARGET_ORDER = ["direct", "vertogw", "baseline", "haproxy", "nginx"]
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 
 
@@ -383,7 +384,9 @@ def render(results):
         out.append(f"Machine: {env.get('nproc', '?')} CPUs ({env.get('cpu', '?')}), "
                    f"{env.get('ram', '?')} RAM, {env.get('kernel', '?')}, {env.get('os', '?')}; "
                    f"open files {env.get('nofile', '?')}, somaxconn {env.get('somaxconn', '?')}  ")
-        out.append(f"Software: vertogw {env.get('vertogw', '?')}, HAProxy {env.get('haproxy', '?')}, "
+        baseline = f"baseline {env['baseline']}, " if env.get("baseline") else ""
+        out.append(f"Software: vertogw {env.get('vertogw', '?')}, {baseline}"
+                   f"HAProxy {env.get('haproxy', '?')}, "
                    f"nginx {env.get('nginx', '?')}, {env.get('openssl', '?')}  ")
         out.append(f"Parameters: {env.get('params', '?')}")
         out.append("")
@@ -392,6 +395,9 @@ def render(results):
                "RTT: steady from the intended send time (service RTT: actual send → reply). "
                "Listen overflows: the machine-wide TcpExt counter's increase during the run "
                "(accept queue full: the SYN is dropped and retried after ≥ 1 s).")
+    if any(t == "baseline" for _, t, *_ in runs):
+        out += ["", "`baseline`: another vertogw build (`VERTOGW_BASELINE_BIN`), same map, "
+                "its own port, interleaved with the other targets."]
     variants = sorted({v for v, *_ in runs})
     for key, title, cols in SECTIONS:
         matching = [v for v in variants if (v.startswith("idle-") if key == "idle-*" else v == key)]

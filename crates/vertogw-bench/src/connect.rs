@@ -16,6 +16,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
+use super::tap::Tap;
 use super::{BenchError, ErrorKind};
 
 /// Initial WebSocket read buffer per session: small, so 10,000 sessions stay cheap.
@@ -51,8 +52,8 @@ pub struct Target {
 /// A socket to the target, plain or TLS.
 pub type BenchStream = vertogw_net::MaybeTls;
 
-/// A session's WebSocket.
-pub type Ws = WebSocketStream<BenchStream>;
+/// A session's WebSocket, over a tap that reads the close code as sent.
+pub type Ws = WebSocketStream<Tap<BenchStream>>;
 
 impl Target {
     /// Parses `url` (`ws://` or `wss://`, loopback only), resolves it and builds the TLS
@@ -152,9 +153,10 @@ impl Target {
             .write_buffer_size(0)
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let (ws, _) = tokio_tungstenite::client_async_with_config(uri, stream, Some(config))
-            .await
-            .map_err(|e| self.failed(ErrorKind::Upgrade, &e))?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(uri, Tap::new(stream), Some(config))
+                .await
+                .map_err(|e| self.failed(ErrorKind::Upgrade, &e))?;
         Ok(ws)
     }
 

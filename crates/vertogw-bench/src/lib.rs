@@ -13,7 +13,11 @@
 //! sessions at once, optionally over steady background sessions) and `large` (log in,
 //! one echo of `large_bytes` (default 999,999, the largest message mod_verto and the
 //! gateway accept by default) per session, at most `large_in_flight` sessions at a
-//! time, then hold idle: does the target's memory return to its idle size?).
+//! time, then hold idle: does the target's memory return to its idle size?) and
+//! `failover` (idle sessions of one partition and steady background sessions of
+//! another log in; then SIGKILL or SIGSTOP to `kill_pid`, a node process; every closed
+//! session reconnects at once and logs in again with its sessid, like a Verto browser,
+//! until all are back or `recover_timeout_ms` passes).
 //!
 //! # JSON report (`--json`), one object, stable keys
 //! - `mode`, `url`, `sessions` (requested), `logged_in`, `payload_bytes` (the bytes of
@@ -23,7 +27,8 @@
 //!   each counts sessions that failed that way, except `rpc_error`, which counts
 //!   error replies to `echo`.
 //! - `duration_s`: the measured window (load window; idle: the hold; storm: first
-//!   connect → last login; large: first large request → last large reply).
+//!   connect → last login; large: first large request → last large reply; failover:
+//!   the whole run, over which the background sessions' `requests`/`replies` count).
 //! - `requests`, `replies`, `replies_per_s` (= replies / `duration_s`).
 //! - `rtt_us`: `{count, p50, p90, p99, p999, max}` in µs, or null. Steady: from the
 //!   intended send time (lateness beyond the timer's 2 ms resolution is charged, so a
@@ -51,6 +56,18 @@
 //! - `nofile_limit`: the bench's own open-file limit after raising it.
 //! - `tls_resumed`: storm with `--resume`: the storm's TLS handshakes that resumed a
 //!   session (null without `--resume`).
+//! - `failover`: null except in failover mode: `{signal, kill_pid, signal_unix_ms,
+//!   expected, close_codes, closed_sessions, back_sessions, first_close_ms,
+//!   last_close_ms, all_back_ms, back_ms, reconnect_failures, initial_nodes,
+//!   relogin_nodes}`. `expected`: sessions logged in at the signal; `close_codes`:
+//!   closes after the signal per code (`"1006"`: the socket broke without a close
+//!   frame); the `*_ms` times are from the signal (`all_back_ms`: every expected session
+//!   logged in again, null when some were not by the timeout; `back_ms`: `{p50, p99,
+//!   max}` of each session's return); `reconnect_failures`: failed attempts by category
+//!   (each retried, not run errors); `initial_nodes` / `relogin_nodes`: logins per node
+//!   as the node's `verto.clientReady` names it (`sim_node`; empty for real nodes).
+//!   `background_rtt_us` is then the background RTT from the signal until every session
+//!   is back, and a session not back in time counts in `errors.timeout`.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -58,6 +75,7 @@ use std::fmt;
 use serde::Serialize;
 
 mod connect;
+mod failover;
 mod hist;
 mod large;
 mod modes;
@@ -66,11 +84,13 @@ mod report;
 mod run;
 mod scan;
 mod session;
+mod tap;
 
 #[cfg(test)]
 mod tests;
 
 pub use connect::Trust;
+pub use failover::FailoverReport;
 pub use hist::{LoginSummary, RttSummary, MAX_RECORDED_US};
 pub use large::LARGE_REPLY_TIMEOUT;
 pub use modes::run;
@@ -94,6 +114,9 @@ pub const MAX_LARGE_IN_FLIGHT: usize = 1024;
 
 /// Most sessions one run may open.
 pub const MAX_SESSIONS: usize = 100_000;
+
+/// Default of `recover_timeout_ms`: how long failover sessions may take to come back.
+pub const DEFAULT_RECOVER_TIMEOUT_MS: u64 = 30_000;
 
 /// Longest load window or hold.
 pub const MAX_DURATION_S: f64 = 3600.0;
@@ -203,16 +226,19 @@ pub enum Mode {
     Storm,
     /// One large message each way per session, then idle: memory retained afterwards.
     Large,
+    /// A node process is signalled; its sessions reconnect: closes, time to all back.
+    Failover,
 }
 
 impl Mode {
     /// Every mode.
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 6] = [
         Mode::Steady,
         Mode::Throughput,
         Mode::Idle,
         Mode::Storm,
         Mode::Large,
+        Mode::Failover,
     ];
 
     /// The mode's name on the command line and in the report.
@@ -223,6 +249,7 @@ impl Mode {
             Mode::Idle => "idle",
             Mode::Storm => "storm",
             Mode::Large => "large",
+            Mode::Failover => "failover",
         }
     }
 }
@@ -240,7 +267,40 @@ impl std::str::FromStr for Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown mode {s:?}: steady, throughput, idle, storm or large"))
+            .ok_or_else(|| {
+                format!("unknown mode {s:?}: steady, throughput, idle, storm, large or failover")
+            })
+    }
+}
+
+/// The signal `--mode failover` sends to `--kill-pid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillSignal {
+    /// SIGKILL: the node's sockets are gone, new connections are refused.
+    Kill,
+    /// SIGSTOP: the node is black-holed, its sockets stay open and silent.
+    Stop,
+}
+
+impl KillSignal {
+    /// The name on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            KillSignal::Kill => "kill",
+            KillSignal::Stop => "stop",
+        }
+    }
+}
+
+impl std::str::FromStr for KillSignal {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<KillSignal, String> {
+        match s {
+            "kill" => Ok(KillSignal::Kill),
+            "stop" => Ok(KillSignal::Stop),
+            _ => Err(format!("unknown signal {s:?}: kill or stop")),
+        }
     }
 }
 
@@ -280,10 +340,19 @@ pub struct BenchConfig {
     pub connect_concurrency: usize,
     /// Bound on one session's connect + login, ms.
     pub login_timeout_ms: u64,
-    /// Storm: steady sessions established before the storm.
+    /// Storm, failover: steady sessions established first.
     pub background_sessions: usize,
-    /// Storm: requests per second per background session.
+    /// Storm, failover: requests per second per background session.
     pub background_rate: f64,
+    /// Failover: the first background user (default: right after the sessions' users),
+    /// so that the background sessions can belong to another partition.
+    pub background_user_start: Option<u64>,
+    /// Failover: the process to signal (a node the caller started).
+    pub kill_pid: Option<u32>,
+    /// Failover: which signal.
+    pub signal: KillSignal,
+    /// Failover: signal → every session back, at most, ms.
+    pub recover_timeout_ms: u64,
     /// Processes whose CPU and memory are reported.
     pub watch: Vec<u32>,
     /// Storm: each storm session first connects once (a warm-up, not measured) and
@@ -337,12 +406,54 @@ impl BenchConfig {
         if !(1..=600_000).contains(&self.login_timeout_ms) {
             return bad("--login-timeout-ms must be 1..=600000".into());
         }
-        if self.background_sessions > 0 && self.mode != Mode::Storm {
-            return bad("--background-sessions only applies to --mode storm".into());
+        if self.background_sessions > 0 && !matches!(self.mode, Mode::Storm | Mode::Failover) {
+            return bad("--background-sessions only applies to --mode storm or failover".into());
         }
+        self.validate_failover()?;
         if self.resume && (self.mode != Mode::Storm || !self.url.starts_with("wss:")) {
             return bad("--resume only applies to --mode storm against a wss:// URL".into());
         }
         Ok(())
     }
+
+    /// The failover options: present exactly in failover mode, and the background
+    /// users after the sessions' users (the same user twice would be two browsers
+    /// fighting over one registration).
+    fn validate_failover(&self) -> Result<(), BenchError> {
+        let bad = |m: &str| Err(BenchError::Invalid(m.into()));
+        let failover = self.mode == Mode::Failover;
+        match (failover, self.kill_pid) {
+            (true, None) => return bad("--mode failover needs --kill-pid PID (a node process)"),
+            (false, Some(_)) => return bad("--kill-pid only applies to --mode failover"),
+            _ => {}
+        }
+        if !failover && self.background_user_start.is_some() {
+            return bad("--background-user-start only applies to --mode failover");
+        }
+        if !(1..=600_000).contains(&self.recover_timeout_ms) {
+            return bad("--recover-timeout-ms must be 1..=600000");
+        }
+        let sessions_end = self.user_start.saturating_add(self.sessions as u64);
+        if let Some(start) = self.background_user_start {
+            if start < sessions_end {
+                return bad("--background-user-start must be >= --user-start + --sessions");
+            }
+            if start - self.user_start > MAX_USER_OFFSET {
+                return bad("--background-user-start is too far above --user-start");
+            }
+        }
+        Ok(())
+    }
+
+    /// Failover: the session index of the first background session (index `i` logs in
+    /// as `user_start + i`).
+    pub(crate) fn background_first(&self) -> usize {
+        let start = self
+            .background_user_start
+            .unwrap_or(self.user_start + self.sessions as u64);
+        usize::try_from(start.saturating_sub(self.user_start)).unwrap_or(self.sessions)
+    }
 }
+
+/// Largest distance between `--user-start` and `--background-user-start`.
+const MAX_USER_OFFSET: u64 = 10_000_000;

@@ -12,10 +12,17 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use vertogw_bench::{BenchConfig, Mode, Report, Trust, DEFAULT_LARGE_IN_FLIGHT, MAX_LARGE_BYTES};
+use vertogw_bench::{
+    BenchConfig, KillSignal, Mode, Report, Trust, DEFAULT_LARGE_IN_FLIGHT,
+    DEFAULT_RECOVER_TIMEOUT_MS, MAX_LARGE_BYTES,
+};
 
 /// `--payload` when not given.
 const DEFAULT_PAYLOAD: usize = 200;
+
+/// Failover: `--sessions` and `--background-sessions` when not given (issue 10's figures).
+const FAILOVER_SESSIONS: usize = 3000;
+const FAILOVER_BACKGROUND_SESSIONS: usize = 200;
 
 /// What `--help` says about the large mode's memory figures.
 const LARGE_HELP: &str = "\
@@ -25,7 +32,15 @@ is larger still), hold idle --hold seconds after the last reply, sample again (e
 the JSON report each watch[] entry then has rss_kib_per_session = (after - before) / \
 logged_in, what an idle session costs, and rss_kib_retained_per_session = (end - after) \
 / logged_in, what a session still holds after relaying its large messages (null in \
-other modes; about 0 when the target gives the memory back).";
+other modes; about 0 when the target gives the memory back).
+
+Mode failover: --background-sessions (default 200, users from --background-user-start) \
+run steady echo at --background-rate; --sessions (default 3000) log in and idle; then \
+--signal (kill or stop) goes to --kill-pid, a node process. Each session whose socket \
+closes reconnects at once and logs in again with its sessid until it is back or \
+--recover-timeout-ms passes. The JSON report's failover entry has the close codes, the \
+times from the signal to the first close, the last close and all back, and the logins \
+per node; background_rtt_us covers the signal until all are back.";
 
 /// Load-test a Verto endpoint (the vertogw gateway, another proxy, or a node) like many browsers.
 #[derive(Parser)]
@@ -43,10 +58,11 @@ struct BenchArgs {
     /// TLS server name to send and verify (default: the URL's host).
     #[arg(long)]
     sni: Option<String>,
-    /// steady | throughput | idle | storm | large.
+    /// steady | throughput | idle | storm | large | failover.
     #[arg(long, default_value = "steady")]
     mode: Mode,
-    /// Sessions (default 64 for throughput, else 100); storm: the storm's sessions.
+    /// Sessions (default 64 for throughput, 3000 for failover, else 100); storm: the
+    /// storm's sessions.
     #[arg(long)]
     sessions: Option<usize>,
     /// Requests per second per session (steady).
@@ -84,12 +100,26 @@ struct BenchArgs {
     /// Bound on one session's TCP + TLS + upgrade + login, ms.
     #[arg(long, default_value_t = 30_000)]
     login_timeout_ms: u64,
-    /// Storm: steady sessions established before the storm.
-    #[arg(long, default_value_t = 0)]
-    background_sessions: usize,
-    /// Storm: requests per second per background session.
+    /// Storm, failover: steady sessions established first [default: 200 for failover,
+    /// else 0].
+    #[arg(long)]
+    background_sessions: Option<usize>,
+    /// Storm, failover: requests per second per background session.
     #[arg(long, default_value_t = 10.0)]
     background_rate: f64,
+    /// Failover: the background sessions' first user [default: right after the
+    /// sessions' users].
+    #[arg(long)]
+    background_user_start: Option<u64>,
+    /// Failover: the node process to signal once every session has logged in.
+    #[arg(long)]
+    kill_pid: Option<u32>,
+    /// Failover: kill (SIGKILL: refused) or stop (SIGSTOP: black-holed).
+    #[arg(long, default_value = "kill")]
+    signal: KillSignal,
+    /// Failover: bound on signal → every session logged in again, ms.
+    #[arg(long, default_value_t = DEFAULT_RECOVER_TIMEOUT_MS)]
+    recover_timeout_ms: u64,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -121,10 +151,15 @@ impl BenchArgs {
                  the whole large request"
             );
         }
-        let default_sessions = if self.mode == Mode::Throughput {
-            64
-        } else {
-            100
+        let failover = self.mode == Mode::Failover;
+        let default_sessions = match self.mode {
+            Mode::Throughput => 64,
+            Mode::Failover => FAILOVER_SESSIONS,
+            _ => 100,
+        };
+        let default_background = match failover {
+            true => FAILOVER_BACKGROUND_SESSIONS,
+            false => 0,
         };
         Ok(BenchConfig {
             url: self.url.clone(),
@@ -143,8 +178,12 @@ impl BenchArgs {
             password: self.password.clone(),
             connect_concurrency: self.connect_concurrency,
             login_timeout_ms: self.login_timeout_ms,
-            background_sessions: self.background_sessions,
+            background_sessions: self.background_sessions.unwrap_or(default_background),
             background_rate: self.background_rate,
+            background_user_start: self.background_user_start,
+            kill_pid: self.kill_pid,
+            signal: self.signal,
+            recover_timeout_ms: self.recover_timeout_ms,
             watch: self.watch_pid.clone(),
             resume: self.resume,
         })

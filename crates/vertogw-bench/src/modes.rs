@@ -9,6 +9,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::Target;
+use super::failover;
 use super::hist::{LoginSummary, Recorder, RttSummary};
 use super::large;
 use super::procfs::{self, ProcSample, WatchReport};
@@ -29,6 +30,8 @@ pub const JOIN_SLACK: Duration = Duration::from_secs(5);
 /// Runs the configured mode against the target and returns the report.
 pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     config.validate()?;
+    // Checked before any session connects, so a wrong pid costs nothing.
+    let kill_target = config.kill_pid.map(failover::check_target).transpose()?;
     // `--resume`: the storm's sessions, which follow the background ones.
     let resume = match config.resume {
         true => config.background_sessions..config.background_sessions + config.sessions,
@@ -50,6 +53,14 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         Mode::Idle => idle(config, &proto).await,
         Mode::Storm => storm(config, &proto).await,
         Mode::Large => large::large(config, &proto).await,
+        Mode::Failover => match kill_target {
+            Some(target) => failover::failover(config, &proto, target).await,
+            None => {
+                return Err(BenchError::Invalid(
+                    "--mode failover needs --kill-pid".into(),
+                ))
+            }
+        },
     })
 }
 
@@ -80,7 +91,7 @@ pub fn sink(service: bool) -> Sink {
 
 /// The latest a group's logins can take: each session is bounded by the login timeout
 /// and they connect `concurrency` at a time.
-fn login_deadline(config: &BenchConfig, size: usize, concurrency: usize) -> Instant {
+pub fn login_deadline(config: &BenchConfig, size: usize, concurrency: usize) -> Instant {
     let waves = size.div_ceil(concurrency.max(1)) as u32;
     let per = Duration::from_millis(config.login_timeout_ms);
     Instant::now() + per.saturating_mul(waves.saturating_add(1)) + JOIN_SLACK
@@ -342,6 +353,7 @@ pub fn base_report(
         tls_resumed: None,
         large_request_bytes: None,
         large_reply_bytes_min: None,
+        failover: None,
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::failover::FailoverReport;
 use super::hist::{LoginSummary, RttSummary};
 use super::procfs::WatchReport;
 use super::ErrorCounts;
@@ -58,6 +59,8 @@ pub struct Report {
     pub large_request_bytes: Option<usize>,
     /// Large: the smallest successful large reply, bytes.
     pub large_reply_bytes_min: Option<usize>,
+    /// Failover: the signal, the closes and the returns.
+    pub failover: Option<FailoverReport>,
 }
 
 impl Report {
@@ -107,6 +110,49 @@ fn watch_line(f: &mut fmt::Formatter<'_>, w: &WatchReport) -> fmt::Result {
         write!(f, ", {m:.0} msgs/cpu-s")?;
     }
     writeln!(f)
+}
+
+fn failover_lines(f: &mut fmt::Formatter<'_>, fo: &FailoverReport) -> fmt::Result {
+    let ms = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.0} ms"));
+    let codes: Vec<String> = fo
+        .close_codes
+        .iter()
+        .map(|(code, n)| format!("{code} ×{n}"))
+        .collect();
+    writeln!(
+        f,
+        "failover       SIG{} to pid {}: {} of {} sessions closed ({}), first close {}, last close {}",
+        fo.signal.to_uppercase(),
+        fo.kill_pid,
+        fo.closed_sessions,
+        fo.expected,
+        if codes.is_empty() { "no close".into() } else { codes.join(", ") },
+        ms(fo.first_close_ms),
+        ms(fo.last_close_ms),
+    )?;
+    writeln!(
+        f,
+        "back           {} of {} logged in again, all back after {}; reconnect attempts failed: {}",
+        fo.back_sessions,
+        fo.expected,
+        ms(fo.all_back_ms),
+        fo.reconnect_failures.total()
+    )?;
+    let nodes = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !fo.initial_nodes.is_empty() || !fo.relogin_nodes.is_empty() {
+        writeln!(
+            f,
+            "nodes          before: {}; after: {}",
+            nodes(&fo.initial_nodes),
+            nodes(&fo.relogin_nodes)
+        )?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Report {
@@ -161,6 +207,9 @@ impl fmt::Display for Report {
         if let Some(r) = &self.service_rtt_us {
             rtt_line(f, "rtt (service)", r)?;
         }
+        if let Some(fo) = &self.failover {
+            failover_lines(f, fo)?;
+        }
         if let Some(r) = &self.background_rtt_us {
             rtt_line(f, "background rtt", r)?;
         }
@@ -214,6 +263,7 @@ mod tests {
             tls_resumed: None,
             large_request_bytes: None,
             large_reply_bytes_min: None,
+            failover: None,
         }
     }
 
@@ -245,6 +295,7 @@ mod tests {
             "tls_resumed",
             "large_request_bytes",
             "large_reply_bytes_min",
+            "failover",
         ] {
             assert!(keys.contains(&key), "missing {key} in {keys:?}");
         }

@@ -230,6 +230,45 @@ impl Session {
         }
     }
 
+    /// Stays connected, acknowledging pings, until the socket ends or `stop` fires.
+    /// Each `verto.clientReady` hands its `sim_node` (the simulated node's name, when
+    /// the node sends one) to `on_ready`, so a run can tell which node took the login.
+    pub async fn idle_until_closed<F>(&mut self, stop: &CancellationToken, mut on_ready: F) -> Ended
+    where
+        F: FnMut(Option<String>),
+    {
+        loop {
+            let msg = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Ended::Stopped,
+                msg = self.ws.next() => msg,
+            };
+            let text = match msg {
+                Some(Ok(Message::Close(frame))) => {
+                    // The code as sent (tungstenite turns codes it does not know, such
+                    // as 1014, into 1002); no code in the frame is 1005, as a
+                    // browser's CloseEvent reports it.
+                    let seen = frame.map_or(1005, |f| u16::from(f.code));
+                    return Ended::Closed(Some(self.ws.get_ref().close_code().unwrap_or(seen)));
+                }
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+                // A close frame may have come before the break (see the tap).
+                Some(Err(_)) | None => return Ended::Closed(self.ws.get_ref().close_code()),
+            };
+            if text.contains("\"verto.clientReady\"") {
+                on_ready(sim_node(&text));
+            }
+            if self
+                .on_message(Some(Ok(Message::Text(text))))
+                .await
+                .is_err()
+            {
+                return Ended::Closed(None);
+            }
+        }
+    }
+
     /// Runs the load window of `plan`: open loop with a period, else closed loop.
     pub async fn run(&mut self, plan: &Schedule, prefix: &[u8], sink: &Sink) -> LoadOutcome {
         let mut out = LoadOutcome::default();
@@ -330,6 +369,23 @@ impl Session {
     pub async fn close(mut self) {
         let _ = timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
     }
+}
+
+/// How [`Session::idle_until_closed`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The socket ended: the close frame's code, or `None` when it broke without one
+    /// (what a browser reports as 1006).
+    Closed(Option<u16>),
+    /// The caller stopped the wait; the socket is still open.
+    Stopped,
+}
+
+/// The `sim_node` parameter of a `verto.clientReady` text (`None` for a real node,
+/// which does not send one, or an unparsable message).
+pub fn sim_node(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(v.get("params")?.get("sim_node")?.as_str()?.to_owned())
 }
 
 /// Matches a reply to its request and records the latencies.

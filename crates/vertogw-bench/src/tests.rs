@@ -55,6 +55,10 @@ fn config(url: String, trust: Trust, mode: Mode, sessions: usize) -> BenchConfig
         background_rate: 20.0,
         watch: vec![std::process::id()],
         resume: false,
+        background_user_start: None,
+        kill_pid: None,
+        signal: KillSignal::Kill,
+        recover_timeout_ms: 5000,
     }
 }
 
@@ -264,4 +268,94 @@ fn modes_parse_from_their_names() {
         assert_eq!(m.name().parse::<Mode>(), Ok(m));
     }
     assert!("fast".parse::<Mode>().is_err());
+}
+
+#[tokio::test]
+async fn failover_settings_are_checked_before_anything_connects() {
+    let mut c = config(
+        "ws://127.0.0.1:1/".into(),
+        Trust::Insecure,
+        Mode::Failover,
+        2,
+    );
+    assert!(
+        matches!(run(&c).await, Err(BenchError::Invalid(m)) if m.contains("--kill-pid")),
+        "failover needs a pid"
+    );
+    c.kill_pid = Some(std::process::id());
+    assert!(
+        matches!(run(&c).await, Err(BenchError::Invalid(_))),
+        "never the bench itself"
+    );
+    c.kill_pid = Some(1);
+    assert!(
+        matches!(run(&c).await, Err(BenchError::Invalid(_))),
+        "never init"
+    );
+    c.kill_pid = Some(4_000_000_000);
+    assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+    c.kill_pid = Some(2);
+    c.background_sessions = 1;
+    c.background_user_start = Some(1001);
+    assert!(
+        matches!(run(&c).await, Err(BenchError::Invalid(m)) if m.contains("--background-user-start")),
+        "background users overlapping the sessions' users"
+    );
+    let mut c = config("ws://127.0.0.1:1/".into(), Trust::Insecure, Mode::Steady, 1);
+    c.kill_pid = Some(2);
+    assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+    c.kill_pid = None;
+    c.background_user_start = Some(5000);
+    assert!(matches!(run(&c).await, Err(BenchError::Invalid(_))));
+}
+
+#[test]
+fn background_users_follow_the_sessions_unless_placed() {
+    let mut c = config(
+        "ws://127.0.0.1:1/".into(),
+        Trust::Insecure,
+        Mode::Failover,
+        30,
+    );
+    c.background_sessions = 5;
+    c.kill_pid = Some(2);
+    assert!(c.validate().is_ok());
+    assert_eq!(c.background_first(), 30);
+    c.background_user_start = Some(50_000);
+    assert!(c.validate().is_ok());
+    assert_eq!(c.background_first(), 49_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_signals_the_pid_once_logged_in_and_counts_sessions_not_back() {
+    // The signalled process is a stand-in: the node stays up, so nothing closes and no
+    // session comes back within the recover timeout.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let (node, _) = node(false).await;
+    let url = format!("ws://{}/", node.local_addr());
+    let mut c = config(url, Trust::Insecure, Mode::Failover, 3);
+    c.kill_pid = Some(child.id());
+    c.recover_timeout_ms = 300;
+    c.background_sessions = 2;
+    c.background_user_start = Some(1500);
+    let r = bench(&c).await;
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "SIGKILL sent");
+    assert_eq!(r.logged_in, 3, "{r}");
+    let fo = r.failover.as_ref().unwrap();
+    assert_eq!((fo.signal, fo.expected, fo.closed_sessions), ("kill", 3, 0));
+    assert_eq!(fo.all_back_ms, None);
+    assert_eq!(fo.initial_nodes.get("bench-sim"), Some(&3), "{fo:?}");
+    assert!(fo.signal_unix_ms > 1.0e12);
+    assert_eq!(r.errors.timeout, 3, "{r}");
+    assert_eq!(r.background_sessions, 2);
+    assert!(r.background_rtt_us.is_some(), "{r}");
+    assert_eq!(r.failures(), 3);
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["failover"]["expected"], 3);
+    assert!(r.to_string().contains("SIGKILL to pid"), "{r}");
 }
