@@ -33,9 +33,40 @@ struct Gateway {
     child: Child,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Woken on every stderr line.
+    line: Arc<tokio::sync::Notify>,
     /// Collects stderr; ends when the process has exited and the pipe is drained.
     reader: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    /// Holds the map (`vertogw.toml`) and its certificate files.
+    dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Waits until stderr holds `needle` `times` times.
+    async fn wait_log(&self, needle: &str, times: usize) {
+        let found = tokio::time::timeout(PROCESS_TIMEOUT, async {
+            loop {
+                let next = self.line.notified();
+                let seen = {
+                    let log = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+                    log.matches(needle).count()
+                };
+                if seen >= times {
+                    return;
+                }
+                next.await;
+            }
+        })
+        .await;
+        if found.is_err() {
+            let log = self
+                .stderr
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            panic!("never logged {needle:?} {times} times; stderr:\n{log}");
+        }
+    }
 }
 
 /// Writes the certificate, key and map to a temporary directory and starts the binary.
@@ -69,6 +100,8 @@ async fn spawn_gateway(node: SocketAddr) -> Gateway {
     let (listening_tx, listening_rx) = oneshot::channel();
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let collected = Arc::clone(&stderr);
+    let line_seen = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&line_seen);
     let reader = tokio::spawn(async move {
         let mut listening_tx = Some(listening_tx);
         while let Ok(Some(line)) = lines.next_line().await {
@@ -77,9 +110,12 @@ async fn spawn_gateway(node: SocketAddr) -> Gateway {
                     let _ = tx.send(addr);
                 }
             }
-            let mut all = collected.lock().unwrap_or_else(|e| e.into_inner());
-            all.push_str(&line);
-            all.push('\n');
+            {
+                let mut all = collected.lock().unwrap_or_else(|e| e.into_inner());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            notify.notify_waiters();
         }
     });
     let addr = match tokio::time::timeout(PROCESS_TIMEOUT, listening_rx).await {
@@ -93,8 +129,9 @@ async fn spawn_gateway(node: SocketAddr) -> Gateway {
         child,
         addr,
         stderr,
+        line: line_seen,
         reader,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -279,4 +316,65 @@ async fn the_password_never_reaches_the_log_even_at_trace_level() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_map_and_a_broken_map_changes_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind node");
+    let node_addr = listener.local_addr().expect("node address");
+    let users = SimUsers::new().with_range(1000..=1999, "pw", &["verto"]);
+    let node = SimNode::spawn(listener, SimConfig::new("fs1", users)).await;
+    let gw = spawn_gateway(node_addr).await;
+    let pid = Pid::from_raw(i32::try_from(gw.child.id().expect("pid")).expect("pid"));
+    let mut before = connect(gw.addr).await;
+    let reply = login_with_sessid(&mut before, "1000@acme.test", "pw", &sessid(), 1).await;
+    assert_eq!(reply["result"]["message"], "logged in", "{reply}");
+    assert_eq!(client_ready_node(&mut before).await, "fs1");
+    let mut ws = connect(gw.addr).await;
+    let reply = login_with_sessid(&mut ws, "1000@beta.test", "pw", &sessid(), 1).await;
+    assert_eq!(reply["error"]["code"], -32001, "no partition yet: {reply}");
+
+    // beta.test joins the map.
+    let map_path = gw.dir.path().join("vertogw.toml");
+    let map = std::fs::read_to_string(&map_path).expect("read map");
+    let grown = map.replace(
+        "domains = [\"acme.test\"]",
+        "domains = [\"acme.test\", \"beta.test\"]",
+    );
+    assert_ne!(grown, map);
+    std::fs::write(&map_path, &grown).expect("write map");
+    kill(pid, Signal::SIGHUP).expect("SIGHUP the gateway we started");
+    gw.wait_log("map reloaded", 1).await;
+    let mut ws = connect(gw.addr).await;
+    let reply = login_with_sessid(&mut ws, "1000@beta.test", "pw", &sessid(), 1).await;
+    assert_eq!(reply["result"]["message"], "logged in", "{reply}");
+
+    // A broken map: rejected, logged with its line, nothing changes.
+    std::fs::write(
+        &map_path,
+        grown.replace("nodes = [\"fs1\"]", "nodes = [\"fs9\"]"),
+    )
+    .expect("write map");
+    kill(pid, Signal::SIGHUP).expect("SIGHUP the gateway we started");
+    gw.wait_log("reload rejected: nothing changed", 1).await;
+    assert!(gw
+        .stderr
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains("vertogw.toml:"));
+    let mut ws = connect(gw.addr).await;
+    let reply = login_with_sessid(&mut ws, "1001@beta.test", "pw", &sessid(), 1).await;
+    assert_eq!(
+        reply["result"]["message"], "logged in",
+        "the previous map still serves: {reply}"
+    );
+    // The session from before both reloads never noticed.
+    send_json(
+        &mut before,
+        &json!({"jsonrpc": "2.0", "method": "echo", "params": {"n": 1}, "id": 9}),
+    )
+    .await;
+    let echo = recv_json(&mut before).await;
+    assert_eq!(echo["id"], 9, "{echo}");
+    node.shutdown().await;
 }

@@ -34,6 +34,7 @@ use vertogw::proxy::{serve, Gateway};
 use vertogw_net::tls;
 use vertogw_sim::{SimConfig, SimNode, SimStats, SimUsers};
 
+pub mod admin;
 mod bystander;
 mod ha;
 mod switch;
