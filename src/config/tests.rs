@@ -642,3 +642,53 @@ fn a_web_root_that_is_not_a_folder_is_an_error_when_loading() {
         Some(dir.path().join("site"))
     );
 }
+
+#[test]
+fn admin_defaults_to_loopback_without_a_token() {
+    let admin = loaded(&map("", PARTITION)).config.admin;
+    assert_eq!(admin.listen, "127.0.0.1:9090".parse().expect("address"));
+    assert_eq!(admin.token, None);
+}
+
+#[test]
+fn admin_off_loopback_needs_a_token_and_the_token_is_never_printed() {
+    let open = map(
+        "",
+        &format!("{PARTITION}[admin]\nlisten = \"0.0.0.0:9090\"\n"),
+    );
+    let err = error(&open);
+    assert!(err.starts_with("maps/t.toml:"), "{err}");
+    assert!(
+        err.contains(
+            "[admin]: listen = \"0.0.0.0:9090\" is not a loopback address and [admin] has no token"
+        ),
+        "{err}"
+    );
+    let token = "s3cret-token-0123456789";
+    let with_token = map(
+        "",
+        &format!("{PARTITION}[admin]\nlisten = \"[::]:9090\"\ntoken = \"{token}\"\n"),
+    );
+    let admin = loaded(&with_token).config.admin;
+    assert_eq!(admin.token.as_deref(), Some(token));
+    let shown = format!("{admin:?}");
+    assert!(
+        !shown.contains(token) && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn admin_rejects_a_bad_listen_and_a_weak_token() {
+    let bad = map("", &format!("{PARTITION}[admin]\nlisten = \"localhost\"\n"));
+    assert!(error(&bad).contains("listen = \"localhost\" is not an IP:port address"));
+    for token in ["short", "has spaces in it 0123456789", ""] {
+        let weak = map("", &format!("{PARTITION}[admin]\ntoken = \"{token}\"\n"));
+        assert!(
+            error(&weak).contains("token must be at least 16 printable ASCII"),
+            "{token:?}"
+        );
+    }
+    let unknown = map("", &format!("{PARTITION}[admin]\nport = 1\n"));
+    assert!(error(&unknown).contains("port"), "{}", error(&unknown));
+}

@@ -96,9 +96,8 @@ pub const CLIENT_READY_GRACE: Duration = Duration::from_secs(5);
 /// Checks the sessions every [`CHECK_EVERY`] until `shutdown`, and at once on a
 /// node's state change or an operator's action.
 pub(super) async fn run(gw: Arc<Gateway>, shutdown: CancellationToken) {
-    let per_second = gw.router().config().health.migrate_per_second;
-    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-    let bucket = DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(rate));
+    let mut per_second = gw.router().config().health.migrate_per_second;
+    let mut bucket = budget(per_second);
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut changes = match gw.health() {
@@ -112,8 +111,20 @@ pub(super) async fn run(gw: Arc<Gateway>, shutdown: CancellationToken) {
             changed = changes.changed() => if changed.is_err() { return },
             () = gw.nudged() => {}
         }
+        // A reload may change the budget; it applies from now on.
+        let now = gw.router().config().health.migrate_per_second;
+        if now != per_second {
+            per_second = now;
+            bucket = budget(per_second);
+        }
         move_due(&gw, &bucket);
     }
+}
+
+/// One bucket of `per_second` moves a second, burst the same.
+fn budget(per_second: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(rate))
 }
 
 /// Where a placement's sessions should be, as the migrator sees it.
