@@ -450,15 +450,21 @@ async fn metrics_move_as_the_gateway_works() {
         metric(&text, "vertogw_failovers_total", "partition=\"acme\""),
         Some(0.0)
     );
-    assert!(
-        metric(
-            &text,
-            "vertogw_probe_seconds_count",
-            "node=\"fs1\",result=\"ok\""
-        )
-        .is_some_and(|n| n >= 1.0),
-        "{text}"
-    );
+    let probes = |text: &str| {
+        let labels = "node=\"fs1\",result=\"ok\"";
+        metric(text, "vertogw_probe_seconds_count", labels).unwrap_or(0.0)
+    };
+    assert!(probes(&text) >= 1.0, "{text}");
+    // One more probe, sent here: the count moves by at least one.
+    let health = gw.gateway.health().expect("health");
+    let before = probes(&admin.get("/metrics", None).await.body);
+    let tls = vertogw::health::client_tls(&gw.config).expect("probe TLS");
+    assert!(health
+        .probe_once("fs1", &tls)
+        .await
+        .is_some_and(|r| r.is_ok()));
+    let after = probes(&admin.get("/metrics", None).await.body);
+    assert!(after > before, "{before} -> {after}");
 
     // A session with a call, an echo each way, and logins of every result.
     let (mut ws, _) = lands_on(&gw, "1000@acme.test", "m-1").await;
