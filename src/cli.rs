@@ -80,6 +80,11 @@ pub enum Command {
     Cert(CertArgs),
     /// Write a Verto client config (JSON) per user, wsURL from the map, and an index.
     ClientConfig(commands::client_config::ClientConfigArgs),
+    /// Ask a running gateway's admin API: status, drain, undrain, switch, sessions, kick, route, reload.
+    #[command(
+        override_usage = "vertogw ctl [--admin URL] [--token-file F] [--config MAP] [--json] <VERB>"
+    )]
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// Options of `cert`.
@@ -243,6 +248,7 @@ impl Command {
                 commands::cert::run(&args.out, &args.stem, &args.names, &mut out, &mut err)
             }
             Command::ClientConfig(args) => commands::client_config::run(&args, &mut out, &mut err),
+            Command::Ctl(args) => crate::ctl::run(&args, &mut out, &mut err),
             Command::FsConfig(args) => commands::fs_config::run(
                 args.map.path(),
                 &args.node,

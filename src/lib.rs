@@ -15,6 +15,10 @@
 //! - [`proxy`]: the listener, the WebSocket upgrade, the pre-login session, upstream
 //!   connection and the relay pump.
 //! - [`web`]: plain HTTP on the TLS listener: `/verto-config` and the `web_root` files.
+//! - [`admin`]: the operator's API on its own listener: health, readiness, status,
+//!   route lookups, Prometheus metrics and the JSON-RPC methods (drain, switch, kick,
+//!   reload); [`reload`] loads and applies a new map (SIGHUP and `config.reload`).
+//! - [`ctl`]: `vertogw ctl`, the admin API's command-line client.
 //! - [`clientcfg`]: users (CSV or FreeSWITCH directory XML) + map → one Verto client
 //!   config (JSON) per login, with the same `wsURL` as `/verto-config`.
 //! - `websocket`: the WebSocket framing of both relay legs (our own codec: buffers
@@ -27,7 +31,7 @@
 //!   `bind-local`, `local-network`) that must agree with the map, per node.
 //! - [`cli`]: the command line (clap), dispatched to [`commands`].
 //! - [`commands`]: the CLI commands (`check`, `route`, `serve`, `demo`, `sim-node`,
-//!   `iptables`, `fs-config`, `client-config`, `cert`).
+//!   `iptables`, `fs-config`, `client-config`, `cert`; `ctl` lives in [`ctl`]).
 //! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/` and of their
 //!   corpus replay in `tests/fuzz_corpus.rs`.
 //!
@@ -40,7 +44,7 @@
 //! global cap, its PROXY header, then the named address's caps) → TLS ([`vertogw_net::tls`]) →
 //! HTTP upgrade ([`proxy`]) → pre-login session
 //! ([`verto`] classifies each frame) → credentialed login → [`routing`] → upstream
-//! connect (first reachable node of the partition) → login forwarded unchanged →
+//! connect (the sticky or the partition's active node, [`health`]) → login forwarded →
 //! relay pump until either side closes. Media never passes through the gateway: map →
 //! [`nat`] rules on the load balancer and [`fsconfig`] settings on each node.
 #![forbid(unsafe_code)]
@@ -50,6 +54,7 @@ pub mod cli;
 pub mod clientcfg;
 pub mod commands;
 pub mod config;
+pub mod ctl;
 pub mod fsconfig;
 #[doc(hidden)]
 pub mod fuzzing;
