@@ -143,7 +143,7 @@ async fn status_shows_nodes_partitions_and_the_last_reload() {
     assert!(
         fs3["drain_deadline_s"]
             .as_u64()
-            .is_some_and(|s| (58..=60).contains(&s)),
+            .is_some_and(|s| (59..=60).contains(&s)),
         "{fs3}"
     );
     assert_eq!(
@@ -262,9 +262,7 @@ async fn rpc_methods_answer_in_their_shapes() {
         (json!("fs2"), json!("drain"))
     );
     assert!(
-        r["deadline_s_left"]
-            .as_u64()
-            .is_some_and(|s| (29..=30).contains(&s)),
+        r["deadline_s_left"].as_u64().is_some_and(|s| s == 30),
         "{r}"
     );
     let undrained = admin

@@ -53,7 +53,7 @@ pub fn status(gw: &Gateway, last_reload: Option<&LastReload>) -> Value {
             .map(|d| d.as_secs_f64() * 1000.0);
         let deadline = status
             .and_then(|s| s.drain_deadline)
-            .map(|at| at.saturating_duration_since(now).as_secs());
+            .map(|at| crate::proxy::seconds_up(at.saturating_duration_since(now)));
         nodes.insert(
             node.name.clone(),
             json!({

@@ -41,7 +41,7 @@ pub use capacity::session_capacity;
 pub use counters::{Counters, LoginResult};
 pub use listener::serve;
 pub use migrate::MigrationReason;
-pub use operator::{DrainStatus, OperatorError, Switched};
+pub use operator::{seconds_up, DrainStatus, OperatorError, Switched};
 pub use shards::{bind, bind_one, serve_sharded};
 pub use view::{Load, PartitionView, SessionFilter, SessionView};
 // For `crate::fuzzing` only: the upgrade check stays private to the crate.

@@ -87,7 +87,7 @@ impl Gateway {
             sessions,
             calls,
             deadline_s_left: deadline
-                .map(|at| at.saturating_duration_since(Instant::now()).as_secs()),
+                .map(|at| seconds_up(at.saturating_duration_since(Instant::now()))),
         }
     }
 
@@ -128,4 +128,10 @@ impl Gateway {
             pinned: self.actives().pinned(partition).is_some(),
         })
     }
+}
+
+/// Whole seconds in `d`, rounded up: a deadline set to 60 s reads 60, not 59, right
+/// after it was set, and 1 until it has passed.
+pub fn seconds_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
