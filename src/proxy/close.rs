@@ -49,8 +49,12 @@ pub enum EndReason {
     Shutdown,
     /// Moved to its partition's active node (1012: the client reconnects at once).
     Migrated(super::migrate::MigrationReason),
-    /// The operator kicked it (`session.kick`): 1008; the node is told 1001.
-    Kicked,
+    /// The operator kicked it (`session.kick`): 1008, after `verto.punt` when `punt`;
+    /// the node is told 1001.
+    Kicked {
+        /// `verto.punt` was asked for.
+        punt: bool,
+    },
     /// Its node was drained with a deadline, and the deadline passed (1001, calls
     /// included; the node is told 1001 too).
     DrainDeadline,
@@ -98,7 +102,7 @@ impl EndReason {
             EndReason::NodeDown => "node_down",
             EndReason::Migrated(_) => "migrated",
             EndReason::DrainDeadline => "drain_deadline",
-            EndReason::Kicked => "kicked",
+            EndReason::Kicked { .. } => "kicked",
         }
     }
 
@@ -152,7 +156,7 @@ impl EndReason {
             EndReason::NodeDown => frame(1001, "node down"),
             EndReason::Migrated(_) => frame(1012, "moving to another node"),
             EndReason::DrainDeadline => frame(1001, "node drained"),
-            EndReason::Kicked => frame(1008, "kicked by the operator"),
+            EndReason::Kicked { .. } => frame(1008, "kicked by the operator"),
         }
     }
 

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
+use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 use super::migrate::MigrationReason;
@@ -38,7 +39,8 @@ pub struct Live {
     calls: Mutex<Vec<Box<str>>>,
     /// How it is to end: [`Ending::code`], 0 while it is not to.
     end: AtomicU8,
-    wake: Notify,
+    /// The session's relay, woken when it is told to end.
+    waker: AtomicWaker,
 }
 
 /// Why the registry ends a session.
@@ -139,20 +141,22 @@ impl Live {
             }
         };
         if raised {
-            self.wake.notify_one();
+            self.waker.wake();
         }
         raised
     }
 
-    /// Resolves once the session is to end, with why. One wait for every cause keeps
-    /// each session's relay state small.
-    pub async fn ended(&self) -> Ending {
-        loop {
-            // `notify_one` keeps a permit when nobody waits yet, so nothing is missed.
-            if let Some(ending) = self.ending() {
-                return ending;
-            }
-            self.wake.notified().await;
+    /// Ready once the session is to end, with why; the relay polls it with its own
+    /// waker, so an idle session holds no extra future for it.
+    pub fn poll_ended(&self, cx: &mut Context<'_>) -> Poll<Ending> {
+        if let Some(ending) = self.ending() {
+            return Poll::Ready(ending);
+        }
+        self.waker.register(cx.waker());
+        // Checked again after registering: an `end` in between is not missed.
+        match self.ending() {
+            Some(ending) => Poll::Ready(ending),
+            None => Poll::Pending,
         }
     }
 }
@@ -265,7 +269,7 @@ impl Registry {
             ready: AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
             end: AtomicU8::new(0),
-            wake: Notify::new(),
+            waker: AtomicWaker::new(),
         });
         self.lock().insert(id, Arc::clone(&live));
         let key = (Arc::clone(&live.partition), Arc::clone(&live.node));

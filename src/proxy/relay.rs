@@ -90,38 +90,29 @@ pub async fn run(
         live: None,
         counters: ctx.gateway.counters(),
     };
-    let ended = async {
-        match live {
-            Some(live) => live.ended().await,
-            None => std::future::pending().await,
-        }
-    };
     pump.live = live.cloned();
-    let mut punt = false;
     let reason = tokio::select! {
         r = &mut pump => r,
         _ = ctx.shutdown.cancelled() => EndReason::Shutdown,
-        ending = ended => match ending {
-            Ending::NodeDown => EndReason::NodeDown,
-            Ending::DrainDeadline => EndReason::DrainDeadline,
-            Ending::Moved(reason) => EndReason::Migrated(reason),
-            Ending::Kicked { punt: p } => {
-                punt = p;
-                EndReason::Kicked
-            }
-        },
     };
     summary.bytes_up += pump.bytes_up;
     summary.bytes_down += pump.bytes_down;
     summary.calls = pump.calls.count();
     drop(pump);
-    if punt {
-        // As FreeSWITCH punts a socket: the client then closes without reconnecting.
-        let id = PUNT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"verto.punt","params":{{}}}}"#);
-        let _ = tokio::time::timeout(PUNT_GRACE, browser.send(Message::text(text))).await;
+    if matches!(reason, EndReason::Kicked { punt: true }) {
+        // Boxed: the send and its timer take room in the session's future only when a
+        // session is punted, not for the hours every session relays.
+        Box::pin(punt(browser)).await;
     }
     reason
+}
+
+/// Sends `verto.punt`, as FreeSWITCH punts a socket: the client then closes without
+/// reconnecting. Bounded by [`PUNT_GRACE`].
+async fn punt(browser: &mut BrowserSocket) {
+    let id = PUNT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"verto.punt","params":{{}}}}"#);
+    let _ = tokio::time::timeout(PUNT_GRACE, browser.send(Message::text(text))).await;
 }
 
 /// Ids of the gateway's own `verto.punt` requests: one process-wide counter, like the
@@ -262,6 +253,18 @@ impl Future for Pump<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<EndReason> {
         let this = &mut *self;
+        // Told to end (node down, moved, kicked): checked on every poll, with the
+        // task's own waker registered, so no separate future waits for it.
+        if let Some(live) = &this.live {
+            if let Poll::Ready(ending) = live.poll_ended(cx) {
+                return Poll::Ready(match ending {
+                    Ending::NodeDown => EndReason::NodeDown,
+                    Ending::DrainDeadline => EndReason::DrainDeadline,
+                    Ending::Moved(reason) => EndReason::Migrated(reason),
+                    Ending::Kicked { punt } => EndReason::Kicked { punt },
+                });
+            }
+        }
         let mut moved = 0;
         loop {
             let mut progress = false;

@@ -37,32 +37,45 @@ struct Upstream {
 pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
     let _open = ctx.gateway.counters().open_connection();
     let mut summary = Summary::default();
-    let mut auth = Auth {
-        ctx: &ctx,
-        state: PreLoginState::new(ctx.gateway.settings().prelogin),
-        upstream: None,
-        summary: &mut summary,
-        sticky: None,
-        registered: None,
+    // The login phase in its own scope: its state (the pre-login machine, the pending
+    // login's strings) is dead before the relay starts, so the task's future can reuse
+    // that room instead of carrying it for the hours a session lives.
+    let (outcome, upstream, sticky, registered) = {
+        let mut auth = Auth {
+            ctx: &ctx,
+            state: PreLoginState::new(ctx.gateway.settings().prelogin),
+            upstream: None,
+            summary: &mut summary,
+            sticky: None,
+            registered: None,
+        };
+        // Boxed: the login phase's futures (TLS and WebSocket handshakes to nodes) are
+        // large.
+        let outcome = tokio::select! {
+            r = Box::pin(auth.drive(&mut browser)) => r,
+            _ = tokio::time::sleep_until(ctx.deadline) => Err(EndReason::LoginTimeout),
+            _ = ctx.shutdown.cancelled() => Err(EndReason::Shutdown),
+        };
+        let taken = (
+            auth.upstream.take(),
+            auth.sticky.take(),
+            auth.registered.take(),
+        );
+        (outcome, taken.0, taken.1, taken.2)
     };
-    // Boxed: the login phase's state (TLS and WebSocket handshakes to nodes) is large
-    // and must not stay in the task's allocation for the hours a session lives.
-    let outcome = tokio::select! {
-        r = Box::pin(auth.drive(&mut browser)) => r,
-        _ = tokio::time::sleep_until(ctx.deadline) => Err(EndReason::LoginTimeout),
-        _ = ctx.shutdown.cancelled() => Err(EndReason::Shutdown),
-    };
-    let upstream = auth.upstream.take();
     // Dropped when the session ends: the sessid's sticky_ms starts then.
-    let _sticky = auth.sticky.take();
-    let registered = auth.registered.take();
+    let _sticky = sticky;
     let reason = match (outcome, upstream) {
         (Ok(()), Some(up)) => {
             let Upstream {
                 socket: mut node,
                 partition,
-                ..
+                login_id,
+                sessid,
+                via_sticky: _,
             } = up;
+            // Not needed once the node accepted the login.
+            drop((login_id, sessid));
             info!(
                 login = summary.login.as_deref(),
                 partition = %partition,

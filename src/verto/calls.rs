@@ -29,6 +29,13 @@ pub struct Calls {
     /// The node's `verto.clientReady` was relayed: FreeSWITCH has offered the detached
     /// calls (`verto.attach` comes before it), so the session may be moved.
     client_ready: bool,
+    /// Boxed, and only while a call or an invite is open: an idle session, which is
+    /// most of them most of the time, keeps one pointer in its task for this.
+    open: Option<Box<Open>>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
     active: Vec<String>,
     /// The browser's `verto.invite` requests not yet answered: (raw id, callID).
     invites: Vec<(String, String)>,
@@ -45,12 +52,12 @@ const STARTS: [&str; 4] = [
 impl Calls {
     /// Whether a call is in progress.
     pub fn in_progress(&self) -> bool {
-        !self.active.is_empty()
+        self.count() > 0
     }
 
     /// How many calls are in progress.
     pub fn count(&self) -> usize {
-        self.active.len()
+        self.open.as_ref().map_or(0, |o| o.active.len())
     }
 
     /// Whether the node's `verto.clientReady` was relayed.
@@ -60,7 +67,9 @@ impl Calls {
 
     /// The calls in progress, by `callID`.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.active.iter().map(String::as_str)
+        self.open
+            .iter()
+            .flat_map(|o| o.active.iter().map(String::as_str))
     }
 
     /// Notes one relayed text message; `true` when it was read (the calls or
@@ -87,7 +96,7 @@ impl Calls {
             || text.contains("CALL ENDED")
             || match from {
                 From::Browser => text.contains('\\'),
-                From::Node => !self.invites.is_empty(),
+                From::Node => self.open.as_ref().is_some_and(|o| !o.invites.is_empty()),
             }
     }
 
@@ -97,8 +106,9 @@ impl Calls {
                 self.start(call);
                 if from == From::Browser && method == "verto.invite" {
                     if let Some(id) = o.id {
-                        if self.invites.len() < MAX_CALLS {
-                            self.invites.push((id.to_owned(), call.to_owned()));
+                        let open = self.open.get_or_insert_with(Box::default);
+                        if open.invites.len() < MAX_CALLS {
+                            open.invites.push((id.to_owned(), call.to_owned()));
                         }
                     }
                 }
@@ -119,30 +129,46 @@ impl Calls {
         if from != From::Node {
             return;
         }
-        let Some(id) = o.id else {
+        let (Some(id), Some(open)) = (o.id, self.open.as_mut()) else {
             return;
         };
-        if let Some(at) = self
+        if let Some(at) = open
             .invites
             .iter()
             .position(|(raw, _)| super::same_id(id, raw))
         {
-            let (_, call) = self.invites.remove(at);
+            let (_, call) = open.invites.remove(at);
             if o.is_error {
                 self.end(&call);
             }
         }
+        self.close_if_idle();
     }
 
     fn start(&mut self, call: &str) {
-        if !self.active.iter().any(|c| c == call) && self.active.len() < MAX_CALLS {
-            self.active.push(call.to_owned());
+        let open = self.open.get_or_insert_with(Box::default);
+        if !open.active.iter().any(|c| c == call) && open.active.len() < MAX_CALLS {
+            open.active.push(call.to_owned());
         }
     }
 
     fn end(&mut self, call: &str) {
-        self.active.retain(|c| c != call);
-        self.invites.retain(|(_, c)| c != call);
+        if let Some(open) = self.open.as_mut() {
+            open.active.retain(|c| c != call);
+            open.invites.retain(|(_, c)| c != call);
+        }
+        self.close_if_idle();
+    }
+
+    /// Frees the open calls' memory once none is left.
+    fn close_if_idle(&mut self) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.active.is_empty() && o.invites.is_empty())
+        {
+            self.open = None;
+        }
     }
 }
 
