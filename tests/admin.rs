@@ -542,7 +542,21 @@ async fn metrics_move_as_the_gateway_works() {
     );
     assert_eq!(
         metric(&text, "vertogw_failovers_total", "partition=\"acme\""),
-        Some(1.0),
-        "fs1 drained"
+        Some(0.0),
+        "a drain is no failover"
+    );
+    // fs1 back in service, then down: that is a failover.
+    gw.gateway.undrain("fs1").expect("undrain");
+    let status = admin.get("/status", None).await.json();
+    assert_eq!(status["partitions"]["acme"]["active"], "fs1");
+    gw.node("fs1").vanish();
+    wait_state(&gw, "fs1", NodeState::Down).await;
+    // /status evaluates every partition's active node, like the migrator on the change.
+    let status = admin.get("/status", None).await.json();
+    assert_eq!(status["partitions"]["acme"]["active"], "fs2");
+    let text = admin.get("/metrics", None).await.body;
+    assert_eq!(
+        metric(&text, "vertogw_failovers_total", "partition=\"acme\""),
+        Some(1.0)
     );
 }

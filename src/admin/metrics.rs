@@ -163,7 +163,7 @@ pub fn render(gw: &Gateway, reloader: Option<&Reloader>) -> String {
     }
     registry.register(
         "vertogw_failovers",
-        "Times a partition's active node went down or was drained",
+        "Times a partition's active node went down (not failback, switch or drain)",
         failovers,
     );
 

@@ -19,6 +19,10 @@ pub trait NodeView {
     fn usable(&self, node: &str) -> bool;
     /// When the node came back from `down`; `None` when no failback delay applies.
     fn recovered_at(&self, node: &str) -> Option<Instant>;
+    /// Down (not merely drained): losing an active node so is a failover.
+    fn down(&self, node: &str) -> bool {
+        !self.usable(node)
+    }
 }
 
 /// The node `nodes` (in priority order) should have active, given the `current` one.
@@ -57,6 +61,10 @@ impl NodeView for crate::health::Health {
     fn recovered_at(&self, node: &str) -> Option<Instant> {
         crate::health::Health::recovered_at(self, node)
     }
+
+    fn down(&self, node: &str) -> bool {
+        self.state(node) == crate::health::NodeState::Down
+    }
 }
 
 /// Every partition's active node, and the operator's pins (`partition.switch`).
@@ -74,7 +82,7 @@ struct Table {
     changes: HashMap<String, (Instant, Cause)>,
     /// Partitions whose remembered active node a reload dropped.
     reloaded: std::collections::HashSet<String>,
-    /// Times each partition's active node went down or was drained.
+    /// Times each partition's active node went down (not drained).
     failovers: HashMap<String, u64>,
 }
 
@@ -165,7 +173,9 @@ impl Actives {
             if let Some(cause) = cause {
                 table.changes.insert(partition.to_owned(), (now, cause));
             }
-            if cause == Some(Cause::Failover) {
+            // Counted when the active node went down, not when the operator drained it.
+            let went_down = current.as_deref().is_some_and(|from| view.down(from));
+            if cause == Some(Cause::Failover) && went_down {
                 *table.failovers.entry(partition.to_owned()).or_insert(0) += 1;
             }
             table.current.insert(partition.to_owned(), chosen.clone());
@@ -377,6 +387,32 @@ mod tests {
             actives.last_change("p").map(|(_, c)| c),
             Some(Cause::Failover)
         );
+        assert_eq!(actives.failovers(), [("p".to_owned(), 1)]);
+    }
+
+    /// `a` drained: not usable, but not down.
+    struct Drained;
+
+    impl NodeView for Drained {
+        fn usable(&self, node: &str) -> bool {
+            node != "a"
+        }
+        fn recovered_at(&self, _: &str) -> Option<Instant> {
+            None
+        }
+        fn down(&self, _: &str) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_drained_active_node_hands_over_without_counting_a_failover() {
+        let actives = Actives::default();
+        let first = actives.active("p", &NODES, Failback::Auto, DELAY, &all_up());
+        assert_eq!(first.as_deref(), Some("a"));
+        let next = actives.active("p", &NODES, Failback::Auto, DELAY, &Drained);
+        assert_eq!(next.as_deref(), Some("b"));
+        assert!(actives.failovers().is_empty());
     }
 
     #[test]

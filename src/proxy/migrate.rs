@@ -212,6 +212,11 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
         delay: health.settings().failback_delay,
         now: Instant::now(),
     };
+    // Every partition's active node follows the health changes now, sessions or not,
+    // so a failover is logged and counted when it happens, not at the next login.
+    for p in &scan.config.partitions {
+        scan.active(p);
+    }
     // Nothing to do unless some sessions sit on a down node or off their partition's
     // active node: checked per (partition, node), not per session.
     let occupied = gw.registry().occupied();

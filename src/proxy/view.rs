@@ -139,7 +139,7 @@ impl Gateway {
         }
     }
 
-    /// Failovers so far by partition (the active node went down or was drained).
+    /// Failovers so far by partition (the active node went down; a drain is none).
     pub fn failovers(&self) -> Vec<(String, u64)> {
         self.actives().failovers()
     }
