@@ -343,6 +343,13 @@ async fn rpc_methods_answer_in_their_shapes() {
         code(&admin.rpc(None, "node.drain", json!({"nod": "fs1"})).await),
         Some(-32602)
     );
+    let forever = json!({"node": "fs1", "deadline_s": u64::MAX});
+    let reply = admin.rpc(None, "node.drain", forever).await;
+    assert_eq!(code(&reply), Some(-32602), "{reply}");
+    assert!(
+        !gw.gateway.health().expect("health").is_draining("fs1"),
+        "nothing changed"
+    );
     assert_eq!(
         code(
             &admin

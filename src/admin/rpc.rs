@@ -101,7 +101,9 @@ fn operator_error(e: OperatorError) -> ErrorObjectOwned {
         OperatorError::NotMonitored => {
             ErrorObject::owned(INTERNAL_ERROR, e.to_string(), None::<()>)
         }
-        OperatorError::UnknownNode(_) | OperatorError::Switch(_) => invalid_params(e),
+        OperatorError::UnknownNode(_)
+        | OperatorError::Switch(_)
+        | OperatorError::DeadlineTooFar => invalid_params(e),
     }
 }
 

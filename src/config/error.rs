@@ -57,6 +57,9 @@ pub enum ConfigErrorKind {
     /// A timeout of zero milliseconds.
     #[error("{0} = 0: use a positive number of milliseconds")]
     ZeroTimeout(&'static str),
+    /// A duration beyond [`super::validate::MAX_DURATION_MS`].
+    #[error("{0} = {1} is more than a year: use at most {max} milliseconds", max = super::validate::MAX_DURATION_MS)]
+    DurationTooLong(&'static str, u64),
     /// A count such as `max_connections` is zero.
     #[error("{0} = 0: use a positive number, or omit the key for the default")]
     ZeroCount(&'static str),

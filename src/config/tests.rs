@@ -692,3 +692,32 @@ fn admin_rejects_a_bad_listen_and_a_weak_token() {
     let unknown = map("", &format!("{PARTITION}[admin]\nport = 1\n"));
     assert!(error(&unknown).contains("port"), "{}", error(&unknown));
 }
+
+#[test]
+fn every_duration_is_at_most_a_year_so_no_deadline_overflows() {
+    for (table, key) in [
+        ("gateway", "login_timeout_ms"),
+        ("limits", "stall_timeout_ms"),
+        ("limits", "browser_ping_ms"),
+        ("health", "sticky_ms"),
+    ] {
+        let huge = format!("[{table}]\n{key} = 18446744073709551615\n");
+        let text = match table {
+            "gateway" => map(&format!("{key} = 18446744073709551615\n"), PARTITION),
+            _ => map("", &format!("{PARTITION}{huge}")),
+        };
+        let err = error(&text);
+        assert!(
+            err.contains("is more than a year: use at most 31536000000 milliseconds"),
+            "{err}"
+        );
+    }
+    let year = map(
+        "",
+        &format!("{PARTITION}[health]\nsticky_ms = 31536000000\n"),
+    );
+    assert_eq!(
+        loaded(&year).config.health.sticky.as_secs(),
+        365 * 24 * 3600
+    );
+}

@@ -208,10 +208,19 @@ pub(super) fn timeout_in(
             );
             Duration::ZERO
         }
+        Some(ms) if *ms.get_ref() > MAX_DURATION_MS => {
+            let kind = ConfigErrorKind::DurationTooLong(key, *ms.get_ref());
+            r.error(Some(&ms.span()), Some(subject), kind);
+            Duration::from_millis(default)
+        }
         Some(ms) => Duration::from_millis(*ms.get_ref()),
         None => Duration::from_millis(default),
     }
 }
+
+/// The longest duration a map may set (a year): every deadline is `now +` one of them,
+/// and a clock cannot add an unbounded one.
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
 
 fn timeout(
     value: &Option<Spanned<u64>>,

@@ -48,7 +48,13 @@ pub enum OperatorError {
     /// The switch cannot be made.
     #[error(transparent)]
     Switch(#[from] SwitchError),
+    /// A drain deadline beyond [`MAX_DRAIN_DEADLINE`].
+    #[error("deadline_s must be at most {} (one year)", MAX_DRAIN_DEADLINE.as_secs())]
+    DeadlineTooFar,
 }
+
+/// The longest drain deadline: beyond it a drain is simply without one.
+pub const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Gateway {
     /// Drains `node`: it stops being active, its idle sessions move (reason `drain`),
@@ -60,6 +66,9 @@ impl Gateway {
         deadline: Option<Duration>,
     ) -> Result<DrainStatus, OperatorError> {
         let health = self.health().ok_or(OperatorError::NotMonitored)?;
+        if deadline.is_some_and(|d| d > MAX_DRAIN_DEADLINE) {
+            return Err(OperatorError::DeadlineTooFar);
+        }
         let at = deadline.map(|d| Instant::now() + d);
         health.set_drain(node, true, at)?;
         self.nudge.notify_one();
