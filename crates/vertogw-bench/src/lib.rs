@@ -17,7 +17,9 @@
 //! `failover` (idle sessions of one partition and steady background sessions of
 //! another log in; then SIGKILL or SIGSTOP to `kill_pid`, a node process; every closed
 //! session reconnects at once and logs in again with its sessid, like a Verto browser,
-//! until all are back or `recover_timeout_ms` passes).
+//! until all are back or `recover_timeout_ms` passes), and `ciphers` (no target, no
+//! sockets: what each TLS 1.3 cipher suite of rustls' aws-lc-rs provider costs on this
+//! CPU, per record and per handshake; see [`ciphers`]).
 //!
 //! # JSON report (`--json`), one object, stable keys
 //! - `mode`, `url`, `sessions` (requested), `logged_in`, `payload_bytes` (the bytes of
@@ -68,12 +70,31 @@
 //!   as the node's `verto.clientReady` names it (`sim_node`; empty for real nodes).
 //!   `background_rtt_us` is then the background RTT from the signal until every session
 //!   is back, and a session not back in time counts in `errors.timeout`.
+//!
+//! # JSON report of `--mode ciphers`, one object, stable keys
+//! - `mode` (`"ciphers"`), `cpu_model` (from `/proc/cpuinfo`, or null), `aes_hw` (AES-NI
+//!   and PCLMULQDQ present; null off x86-64).
+//! - `suites`: one entry per suite: `{suite, protocol, kx_group, records, handshake_us}`.
+//!   `records`: one per size (200 bytes, a typical Verto message; 16,384, a full
+//!   record): `{bytes, wire_bytes, iterations, ns_per_record, seal_ns, open_ns,
+//!   mb_per_s}`: `ns_per_record` is the mean time for the server to write and seal one
+//!   record and the client to open it and read it out, on one core, after a warm-up;
+//!   `seal_ns` the server's half timed alone, `open_ns` the rest; `mb_per_s` plaintext
+//!   MB (10^6 bytes) per second through both. `handshake_us`: `{count, server, client,
+//!   pair}`, the mean µs a full handshake (ECDSA P-256 certificate, no resumption,
+//!   tickets issued as the gateway does) spends in the server's calls, the client's, both.
+//! - `cheapest`: the TLS 1.3 suite with the lowest `ns_per_record` at 200 bytes (null
+//!   when none was measured); `cheapest_by_size`: `[{bytes, suite, ns_per_record,
+//!   runner_up, margin_pct}]` (`margin_pct`: how much more the runner-up costs, %).
+//! - `negotiated`: `[{client, offers, negotiated}]`: the suite rustls' default client,
+//!   Chrome's order and Firefox's order get from the gateway's own server config.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 
 use serde::Serialize;
 
+pub mod ciphers;
 mod connect;
 mod failover;
 mod hist;
@@ -228,17 +249,20 @@ pub enum Mode {
     Large,
     /// A node process is signalled; its sessions reconnect: closes, time to all back.
     Failover,
+    /// No target: the CPU cost of each TLS cipher suite, in process ([`ciphers`]).
+    Ciphers,
 }
 
 impl Mode {
     /// Every mode.
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Steady,
         Mode::Throughput,
         Mode::Idle,
         Mode::Storm,
         Mode::Large,
         Mode::Failover,
+        Mode::Ciphers,
     ];
 
     /// The mode's name on the command line and in the report.
@@ -250,6 +274,7 @@ impl Mode {
             Mode::Storm => "storm",
             Mode::Large => "large",
             Mode::Failover => "failover",
+            Mode::Ciphers => "ciphers",
         }
     }
 }
@@ -268,7 +293,7 @@ impl std::str::FromStr for Mode {
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| {
-                format!("unknown mode {s:?}: steady, throughput, idle, storm, large or failover")
+                format!("unknown mode {s:?}: steady, throughput, idle, storm, large, failover or ciphers")
             })
     }
 }
@@ -365,6 +390,9 @@ impl BenchConfig {
     /// Checks every bound; the error says which option to change.
     pub fn validate(&self) -> Result<(), BenchError> {
         let bad = |m: String| Err(BenchError::Invalid(m));
+        if self.mode == Mode::Ciphers {
+            return bad("--mode ciphers has no target: run it with ciphers::run".into());
+        }
         let total = self.sessions.saturating_add(self.background_sessions);
         if self.sessions == 0 || total > MAX_SESSIONS {
             return bad(format!(

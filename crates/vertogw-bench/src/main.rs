@@ -1,9 +1,10 @@
 //! `vertogw-bench`: the command line of the load generator: parse options, raise the
 //! open-file limit, run, print the report, and exit non-zero when any session failed.
 //!
-//! Exit codes: 0 every session logged in and every request was answered; 1 the run
-//! finished but some sessions or requests failed (the report says which); 2 the run
-//! could not start (bad options, unreadable certificate, runtime).
+//! Exit codes: 0 every session logged in and every request was answered (ciphers: the
+//! measurement finished); 1 the run finished but some sessions or requests failed (the
+//! report says which); 2 the run could not start (bad options, unreadable certificate,
+//! runtime) or, in ciphers mode, a measurement failed.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use vertogw_bench::ciphers::{self, CipherConfig, Suite};
 use vertogw_bench::{
     BenchConfig, KillSignal, Mode, Report, Trust, DEFAULT_LARGE_IN_FLIGHT,
     DEFAULT_RECOVER_TIMEOUT_MS, MAX_LARGE_BYTES,
@@ -40,15 +42,23 @@ run steady echo at --background-rate; --sessions (default 3000) log in and idle;
 closes reconnects at once and logs in again with its sessid until it is back or \
 --recover-timeout-ms passes. The JSON report's failover entry has the close codes, the \
 times from the signal to the first close, the last close and all back, and the logins \
-per node; background_rtt_us covers the signal until all are back.";
+per node; background_rtt_us covers the signal until all are back.
+
+Mode ciphers (no --url, no network): for each --suite (default all four), full \
+handshakes in memory (--handshakes, server and client CPU apart), then records of 200 \
+and 16,384 bytes sealed by a rustls server and opened by a rustls client \
+(--iterations each; default 200,000 and 20,000): ns per record, MB/s, the cheapest \
+TLS 1.3 suite, and the suite rustls' default client and the browsers' orders get from \
+the gateway's server config.";
 
 /// Load-test a Verto endpoint (the vertogw gateway, another proxy, or a node) like many browsers.
 #[derive(Parser)]
 #[command(version, about, after_help = LARGE_HELP)]
 struct BenchArgs {
-    /// Target: ws:// or wss:// URL (loopback only), e.g. wss://127.0.0.1:8443/.
+    /// Target: ws:// or wss:// URL (loopback only), e.g. wss://127.0.0.1:8443/ (every
+    /// mode but ciphers).
     #[arg(long)]
-    url: String,
+    url: Option<String>,
     /// PEM certificate(s) to trust for wss:// (e.g. the gateway's self-signed cert).
     #[arg(long, conflicts_with = "insecure")]
     ca: Option<PathBuf>,
@@ -58,7 +68,7 @@ struct BenchArgs {
     /// TLS server name to send and verify (default: the URL's host).
     #[arg(long)]
     sni: Option<String>,
-    /// steady | throughput | idle | storm | large | failover.
+    /// steady | throughput | idle | storm | large | failover | ciphers.
     #[arg(long, default_value = "steady")]
     mode: Mode,
     /// Sessions (default 64 for throughput, 3000 for failover, else 100); storm: the
@@ -126,6 +136,17 @@ struct BenchArgs {
     /// Report CPU and memory of this process over the measured phase (repeatable).
     #[arg(long = "watch-pid")]
     watch_pid: Vec<u32>,
+    /// Ciphers: a suite to measure, by name (TLS13_AES_128_GCM_SHA256) or alias
+    /// (aes128, aes256, chacha20, tls12-aes128); repeatable [default: all four].
+    #[arg(long = "suite")]
+    suites: Vec<Suite>,
+    /// Ciphers: records timed per suite and size [default: 200000 of 200 bytes, 20000
+    /// of 16384].
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Ciphers: full handshakes timed per suite.
+    #[arg(long, default_value_t = ciphers::DEFAULT_HANDSHAKES)]
+    handshakes: u32,
     /// Storm: connect each storm session once beforehand (not measured) and resume its
     /// TLS session in the storm, like browsers reconnecting to the same gateway.
     #[arg(long)]
@@ -133,14 +154,35 @@ struct BenchArgs {
 }
 
 impl BenchArgs {
+    fn cipher_config(&self) -> anyhow::Result<CipherConfig> {
+        if self.url.is_some() {
+            anyhow::bail!("--url does not apply to --mode ciphers: it measures in process");
+        }
+        let suites = match self.suites.is_empty() {
+            true => Suite::ALL.to_vec(),
+            false => self.suites.clone(),
+        };
+        Ok(CipherConfig {
+            suites,
+            iterations: self.iterations,
+            handshakes: self.handshakes,
+        })
+    }
+
     fn config(&self) -> anyhow::Result<BenchConfig> {
+        let Some(url) = self.url.clone() else {
+            anyhow::bail!("--url is required (by every mode but ciphers)");
+        };
+        if !self.suites.is_empty() || self.iterations.is_some() {
+            anyhow::bail!("--suite and --iterations only apply to --mode ciphers");
+        }
         let trust = match (&self.ca, self.insecure) {
             (Some(path), _) => Trust::Pem(
                 std::fs::read(path)
                     .with_context(|| format!("cannot read --ca {}", path.display()))?,
             ),
             (None, true) => Trust::Insecure,
-            (None, false) if self.url.starts_with("wss:") => {
+            (None, false) if url.starts_with("wss:") => {
                 anyhow::bail!("wss:// needs --ca FILE or --insecure")
             }
             (None, false) => Trust::Insecure,
@@ -162,7 +204,7 @@ impl BenchArgs {
             false => 0,
         };
         Ok(BenchConfig {
-            url: self.url.clone(),
+            url,
             trust,
             sni: self.sni.clone(),
             mode: self.mode,
@@ -193,6 +235,9 @@ impl BenchArgs {
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
     init_logging();
+    if args.mode == Mode::Ciphers {
+        return run_ciphers(&args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -227,6 +272,30 @@ fn main() -> ExitCode {
             report.logged_in, report.sessions
         );
         return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--mode ciphers`: no runtime and no sockets; the report or exit code 2.
+fn run_ciphers(args: &BenchArgs) -> ExitCode {
+    let report = match args
+        .cipher_config()
+        .and_then(|config| Ok(ciphers::run(&config)?))
+    {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match args.json {
+        true => format!("{}\n", report.to_json()),
+        false => report.to_string(),
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        eprintln!("error: cannot print the report: {err}");
+        return ExitCode::from(2);
     }
     ExitCode::SUCCESS
 }

@@ -53,6 +53,12 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         Mode::Idle => idle(config, &proto).await,
         Mode::Storm => storm(config, &proto).await,
         Mode::Large => large::large(config, &proto).await,
+        // Refused by `validate`: it has no target and runs without a runtime.
+        Mode::Ciphers => {
+            return Err(BenchError::Invalid(
+                "--mode ciphers has no target: run it with ciphers::run".into(),
+            ))
+        }
         Mode::Failover => match kill_target {
             Some(target) => failover::failover(config, &proto, target).await,
             None => {

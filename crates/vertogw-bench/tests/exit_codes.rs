@@ -126,3 +126,50 @@ async fn payload_with_mode_large_cannot_start_and_names_large_bytes() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--large-bytes"), "{}", stderr(&out));
 }
+
+/// Runs the binary with exactly `args`, no target involved.
+fn bench_offline(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vertogw-bench"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run vertogw-bench")
+}
+
+#[test]
+fn the_ciphers_mode_needs_no_target_and_exits_zero() {
+    let out = bench_offline(&[
+        "--mode",
+        "ciphers",
+        "--suite",
+        "aes128",
+        "--suite",
+        "TLS13_CHACHA20_POLY1305_SHA256",
+        "--iterations",
+        "5",
+        "--handshakes",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = report(&out);
+    assert_eq!(report["mode"], "ciphers", "{report}");
+    assert_eq!(
+        report["suites"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_ciphers_mode_refuses_a_url_and_the_load_modes_need_one() {
+    let out = bench_offline(&["--mode", "ciphers", "--url", "ws://127.0.0.1:9/"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--url"), "{}", stderr(&out));
+    let out = bench_offline(&["--mode", "steady"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--url"), "{}", stderr(&out));
+    let out = bench_offline(&["--url", "ws://127.0.0.1:9/", "--iterations", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--mode ciphers"), "{}", stderr(&out));
+}
