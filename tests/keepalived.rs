@@ -13,6 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::{vertogw, SimProcess};
 use common::{certs, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -117,71 +118,6 @@ async fn run_check(command: &str) -> ExitStatus {
     within("the check command", run).await.expect("run sh")
 }
 
-/// A `vertogw sim-node` process.
-struct NodeProcess {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-/// The test users, as `vertogw sim-node --users` reads them.
-const USERS: &str = "[[user]]\nid = \"1000\"\npassword = \"pw\"\nallowed_methods = [\"verto\"]\n";
-
-impl NodeProcess {
-    async fn start(name: &str) -> NodeProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let users = dir.path().join("users.toml");
-        std::fs::write(&users, USERS).expect("write users");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vertogw"))
-            .args(["sim-node", "--listen", "127.0.0.1:0", "--name", name])
-            .arg("--users")
-            .arg(&users)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start vertogw sim-node");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let ready = async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.contains("node ready").then(|| ws_url(&line)).flatten() {
-                    return url;
-                }
-            }
-            panic!("{name} exited before it was ready");
-        };
-        let url = match tokio::time::timeout(START_TIMEOUT, ready).await {
-            Ok(url) => url,
-            Err(_) => panic!("{name} was not ready within {START_TIMEOUT:?}"),
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        NodeProcess {
-            child,
-            url,
-            _dir: dir,
-        }
-    }
-
-    /// SIGKILL to the process this test started (by its PID), and reap it.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("kill the node we started");
-        within("the node to exit", self.child.wait())
-            .await
-            .expect("wait for the node");
-    }
-}
-
-/// The `ws://…/` URL in the node's ready line.
-fn ws_url(line: &str) -> Option<String> {
-    let at = line.find("ws://")?;
-    let url = line[at..].split(|c: char| c.is_whitespace() || c == '"' || c == ',');
-    url.into_iter().next().map(str::to_owned)
-}
-
 /// The address after `listen=` in a log line.
 fn listen_addr(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listen=")? + "listen=".len()..];
@@ -207,7 +143,7 @@ impl Gateway {
 
 /// `vertogw serve` with partitions `acme` = [fs1] and `beta` = [fs2], fast probes, and
 /// the admin API on a free loopback port.
-async fn start_gateway(fs1: &NodeProcess, fs2: &NodeProcess) -> Gateway {
+async fn start_gateway(fs1: &SimProcess, fs2: &SimProcess) -> Gateway {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("cert.pem"), &certs().cert_pem).expect("write cert");
     std::fs::write(dir.path().join("key.pem"), &certs().key_pem).expect("write key");
@@ -223,16 +159,8 @@ async fn start_gateway(fs1: &NodeProcess, fs2: &NodeProcess) -> Gateway {
     );
     let map_path = dir.path().join("vertogw.toml");
     std::fs::write(&map_path, map).expect("write map");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vertogw"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&map_path)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
+    let map_arg = map_path.to_str().expect("UTF-8 temp path");
+    let mut child = vertogw(&["serve", "--config", map_arg])
         .spawn()
         .expect("start vertogw serve");
     let log = Arc::new(Mutex::new(String::new()));
@@ -299,8 +227,8 @@ async fn the_documented_check_passes_while_every_partition_has_a_node_and_fails_
         );
         return;
     }
-    let fs1 = NodeProcess::start("fs1").await;
-    let fs2 = NodeProcess::start("fs2").await;
+    let fs1 = SimProcess::start("fs1").await;
+    let fs2 = SimProcess::start("fs2").await;
     let gw = start_gateway(&fs1, &fs2).await;
     let check = live_check(gw.admin);
 

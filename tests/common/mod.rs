@@ -37,6 +37,7 @@ use vertogw_sim::{SimConfig, SimNode, SimStats, SimUsers};
 pub mod admin;
 mod bystander;
 mod ha;
+pub mod process;
 mod switch;
 #[allow(unused_imports)]
 pub use bystander::Bystander;
