@@ -20,6 +20,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 usage() {
   sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -83,9 +85,6 @@ RECOVER_MS=30000
 
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
 T0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - T0 )); }
-say() { printf '[%4ss] %s\n' "$(elapsed)" "$*"; }
-die() { echo "error: $*" >&2; exit 1; }
 
 # 3,200 sessions hold 6,400 sockets in the gateway: children inherit the hard limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -144,26 +143,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port_free() { # bounded: 5 s
-  local port=$1 i
-  for i in $(seq 1 50); do port_open "$port" || return 0; sleep 0.1; done
-  echo "error: something else listens on 127.0.0.1:$port" >&2
-  return 1
-}
-
-wait_listen() { # wait_listen NAME PID PORT: bounded 10 s; fails if the process dies
-  local name=$1 pid=$2 port=$3 i
-  for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { echo "error: $name (pid $pid) exited; its log:" >&2; tail -n 20 "$LOGS/$name.log" >&2; return 1; }
-    port_open "$port" && return 0
-    sleep 0.1
-  done
-  echo "error: $name (pid $pid) is not listening on 127.0.0.1:$port after 10 s" >&2
-  return 1
-}
 
 # ---------------------------------------------------------------- set-up
 [ -x "$BIN" ] || die "$BIN not found: build it first (cargo build --release --workspace)"

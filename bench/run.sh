@@ -20,6 +20,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 usage() {
   sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -127,14 +129,11 @@ NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
 T0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - T0 )); }
-say() { printf '[%4ss] %s\n' "$(elapsed)" "$*"; }
 loud() {
   printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
   printf '!!! %s\n' "$@" >&2
   printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' >&2
 }
-die() { echo "error: $*" >&2; exit 1; }
 
 # Sessions need sockets: children inherit the hard limit (20,000 on the bench machine).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -204,32 +203,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port_free() { # bounded: 5 s
-  local port=$1 i
-  for i in $(seq 1 50); do port_open "$port" || return 0; sleep 0.1; done
-  echo "error: something else listens on 127.0.0.1:$port:" >&2
-  ss -ltnp "sport = :$port" >&2 || true
-  return 1
-}
-
-wait_listen() { # wait_listen NAME PID PORT: bounded 10 s; fails if the process dies
-  local name=$1 pid=$2 port=$3 i
-  for i in $(seq 1 100); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "error: $name (pid $pid) exited before listening on $port; its log:" >&2
-      tail -n 20 "$LOGS/$name$RUN_TAG.log" >&2 || true
-      return 1
-    fi
-    port_open "$port" && return 0
-    sleep 0.1
-  done
-  echo "error: $name (pid $pid) is not listening on 127.0.0.1:$port after 10 s; its log:" >&2
-  tail -n 20 "$LOGS/$name$RUN_TAG.log" >&2 || true
-  return 1
-}
 
 # ---------------------------------------------------------------- tools
 is_root() { [ "$(id -u)" = 0 ]; }

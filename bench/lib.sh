@@ -1,0 +1,34 @@
+# Shell helpers shared by bench/run.sh and bench/failover.sh (sourced, never run):
+# progress lines, and bounded waits on 127.0.0.1 ports. The callers set T0 (start time,
+# s), LOGS (where each process NAME logs to NAME$RUN_TAG.log) and optionally RUN_TAG.
+
+elapsed() { echo $(( $(date +%s) - T0 )); }
+say() { printf '[%4ss] %s\n' "$(elapsed)" "$*"; }
+die() { echo "error: $*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port_free() { # bounded: 5 s
+  local port=$1 i
+  for i in $(seq 1 50); do port_open "$port" || return 0; sleep 0.1; done
+  echo "error: something else listens on 127.0.0.1:$port:" >&2
+  ss -ltnp "sport = :$port" >&2 || true
+  return 1
+}
+
+wait_listen() { # wait_listen NAME PID PORT: bounded 10 s; fails if the process dies
+  local name=$1 pid=$2 port=$3 i
+  for i in $(seq 1 100); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "error: $name (pid $pid) exited before listening on $port; its log:" >&2
+      tail -n 20 "$LOGS/$name${RUN_TAG:-}.log" >&2 || true
+      return 1
+    fi
+    port_open "$port" && return 0
+    sleep 0.1
+  done
+  echo "error: $name (pid $pid) is not listening on 127.0.0.1:$port after 10 s; its log:" >&2
+  tail -n 20 "$LOGS/$name${RUN_TAG:-}.log" >&2 || true
+  return 1
+}
+
