@@ -158,9 +158,20 @@ impl AdminApi {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        // Constant time in the token's bytes: a guess learns nothing from timing.
-        given.is_some_and(|g| bool::from(g.ct_eq(token.as_bytes())))
+        given.is_some_and(|g| same_secret(g, token.as_bytes()))
     }
+}
+
+/// Whether `given` is `secret`, in time that depends on `secret`'s length only: a guess
+/// learns nothing from timing, not even whether its length is right (`ct_eq` on slices
+/// of different lengths returns at once).
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    let mut same = given.len().ct_eq(&secret.len());
+    for (i, byte) in secret.iter().enumerate() {
+        let other = given.get(i).copied().unwrap_or(0);
+        same &= other.ct_eq(byte);
+    }
+    bool::from(same)
 }
 
 fn unauthorized() -> Response<Full<Bytes>> {
@@ -233,5 +244,32 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, shutdown: Cancella
                 debug!(%peer, error = %e, "admin: connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_exact_secret_matches() {
+        let secret = b"test-token-0123456789abcdef";
+        assert!(same_secret(secret, secret));
+        assert!(!same_secret(b"", secret));
+        assert!(
+            !same_secret(b"test-token-0123456789abcde", secret),
+            "a prefix"
+        );
+        assert!(
+            !same_secret(b"test-token-0123456789abcdefg", secret),
+            "one more"
+        );
+        assert!(!same_secret(b"test-token-0123456789abcdeF", secret));
+        let mut with_nul = secret.to_vec();
+        with_nul.push(0);
+        assert!(
+            !same_secret(&with_nul, secret),
+            "a trailing NUL is no match"
+        );
     }
 }
