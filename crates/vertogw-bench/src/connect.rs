@@ -186,11 +186,49 @@ fn resuming_connectors(base: &Arc<ClientConfig>, n: usize) -> Arc<[TlsConnector]
         .collect()
 }
 
+/// The aws-lc-rs provider with the TLS 1.3 suites in the order browsers offer them
+/// (Chrome and Firefox: AES-128-GCM first), so a target pays what a browser costs it;
+/// rustls's own default order puts AES-256-GCM first.
+pub fn browser_provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| browser_rank(s.suite()));
+    Arc::new(provider)
+}
+
+fn browser_rank(suite: rustls::CipherSuite) -> u8 {
+    match suite {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        // TLS 1.2 suites keep their order, after TLS 1.3's.
+        _ => 3,
+    }
+}
+
 fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, BenchError> {
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let rustls_error = |what: &str| {
+        let what = what.to_owned();
+        move |source| vertogw_net::tls::TlsError::Rustls { what, source }
+    };
     let mut config = match trust {
-        Trust::Pem(pem) => (*vertogw_net::tls::client_config_trusting(pem)?).clone(),
+        Trust::Pem(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in vertogw_net::tls::certs_from_pem(pem, "trusted certificate")? {
+                roots
+                    .add(cert)
+                    .map_err(rustls_error("trusted certificate"))?;
+            }
+            ClientConfig::builder_with_provider(browser_provider())
+                .with_protocol_versions(&versions)
+                .map_err(rustls_error("bench client config"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        }
         Trust::Insecure => {
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let provider = browser_provider();
             ClientConfig::builder_with_provider(Arc::clone(&provider))
                 .with_safe_default_protocol_versions()
                 .map_err(|source| vertogw_net::tls::TlsError::Rustls {

@@ -359,3 +359,25 @@ async fn failover_signals_the_pid_once_logged_in_and_counts_sessions_not_back() 
     assert_eq!(json["failover"]["expected"], 3);
     assert!(r.to_string().contains("SIGKILL to pid"), "{r}");
 }
+
+#[test]
+fn the_client_offers_the_suites_in_the_browsers_order() {
+    let provider = connect::browser_provider();
+    let suites: Vec<rustls::CipherSuite> =
+        provider.cipher_suites.iter().map(|s| s.suite()).collect();
+    assert_eq!(
+        suites[..3],
+        [
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        ]
+    );
+    assert_eq!(
+        suites.len(),
+        rustls::crypto::aws_lc_rs::default_provider()
+            .cipher_suites
+            .len(),
+        "every suite is still offered"
+    );
+}
