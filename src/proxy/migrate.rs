@@ -6,6 +6,7 @@
 //! failback never becomes a reconnect storm. Sessions whose node the health checks find
 //! down, or whose drained node's deadline passed, end at once (1001), outside the budget.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -132,20 +133,43 @@ struct Scan<'a> {
     gw: &'a Gateway,
     health: &'a Health,
     config: &'a Config,
-    delay: Duration,
     now: Instant,
+    /// Every partition's active node, chosen once per scan: the sessions and
+    /// placements checked below read it rather than choosing again each.
+    actives: HashMap<&'a str, Option<String>>,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
+    /// Chooses every partition's active node now: a failover is logged and counted
+    /// when it happens, sessions or not, not at the next login.
+    fn new(gw: &'a Gateway, health: &'a Health, config: &'a Config) -> Scan<'a> {
+        let delay = health.settings().failback_delay;
+        let actives = config
+            .partitions
+            .iter()
+            .map(|p| {
+                let nodes: Vec<&str> = p.nodes.iter().map(String::as_str).collect();
+                let active = gw
+                    .actives()
+                    .active(&p.name, &nodes, p.failback, delay, health);
+                (p.name.as_str(), active)
+            })
+            .collect();
+        Scan {
+            gw,
+            health,
+            config,
+            now: Instant::now(),
+            actives,
+        }
+    }
+
     fn partition(&self, name: &str) -> Option<&Partition> {
         self.config.partitions.iter().find(|p| *p.name == *name)
     }
 
-    fn active(&self, p: &Partition) -> Option<String> {
-        let nodes: Vec<&str> = p.nodes.iter().map(String::as_str).collect();
-        self.gw
-            .actives()
-            .active(&p.name, &nodes, p.failback, self.delay, self.health)
+    fn active(&self, p: &Partition) -> Option<&str> {
+        self.actives.get(p.name.as_str())?.as_deref()
     }
 
     /// Its node is down (a node the map no longer has is not: its sessions keep
@@ -205,18 +229,7 @@ fn move_due(gw: &Gateway, bucket: &DefaultDirectRateLimiter) {
         return;
     };
     let router = gw.router();
-    let scan = Scan {
-        gw,
-        health,
-        config: router.config(),
-        delay: health.settings().failback_delay,
-        now: Instant::now(),
-    };
-    // Every partition's active node follows the health changes now, sessions or not,
-    // so a failover is logged and counted when it happens, not at the next login.
-    for p in &scan.config.partitions {
-        scan.active(p);
-    }
+    let scan = Scan::new(gw, health, router.config());
     // Nothing to do unless some sessions sit on a down node or off their partition's
     // active node: checked per (partition, node), not per session.
     let occupied = gw.registry().occupied();
