@@ -105,31 +105,6 @@ start_proc() { # start_proc NAME CMD...: background, output appended to $LOGS/NA
   STARTED+=("$LAST_PID")
 }
 
-forget_pid() {
-  local kept=() p
-  for p in "${STARTED[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
-  STARTED=("${kept[@]}")
-}
-
-stop_pid() { # CONT (a stopped node cannot act on TERM), TERM, after 3 s TERM, after 5 s KILL
-  local pid=$1 i
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -CONT "$pid" 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      [ "$i" = 30 ] && kill -TERM "$pid" 2>/dev/null
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "warning: pid $pid ignored SIGTERM twice in 5 s; SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  forget_pid "$pid"
-}
-
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM

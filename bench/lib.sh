@@ -1,6 +1,7 @@
 # Shell helpers shared by bench/run.sh and bench/failover.sh (sourced, never run):
-# progress lines, and bounded waits on 127.0.0.1 ports. The callers set T0 (start time,
-# s), LOGS (where each process NAME logs to NAME$RUN_TAG.log) and optionally RUN_TAG.
+# progress lines, stopping the processes they started, and bounded waits on 127.0.0.1
+# ports. The callers set T0 (start time, s), STARTED (the PIDs they started), LOGS
+# (where each process NAME logs to NAME$RUN_TAG.log) and optionally RUN_TAG.
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
 say() { printf '[%4ss] %s\n' "$(elapsed)" "$*"; }
@@ -32,3 +33,27 @@ wait_listen() { # wait_listen NAME PID PORT: bounded 10 s; fails if the process 
   return 1
 }
 
+forget_pid() {
+  local kept=() p
+  for p in "${STARTED[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  STARTED=("${kept[@]}")
+}
+
+stop_pid() { # CONT (a stopped node cannot act on TERM), TERM, after 3 s TERM, after 5 s KILL
+  local pid=$1 i
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      [ "$i" = 30 ] && kill -TERM "$pid" 2>/dev/null
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "warning: pid $pid ignored SIGTERM twice in 5 s; SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}

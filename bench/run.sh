@@ -156,26 +156,6 @@ start_proc() { # start_proc NAME CMD... : background, output to $LOGS/NAME$RUN_T
 
 children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
 
-stop_pid() { # TERM; after 3 s a second TERM (vertogw: exit at once); after 5 s KILL; reap
-  local pid=$1 i
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      [ "$i" = 30 ] && kill -TERM "$pid" 2>/dev/null
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "warning: pid $pid ignored SIGTERM twice in 5 s; SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  local kept=() p
-  for p in "${STARTED[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
-  STARTED=("${kept[@]}")
-}
-
 stop_tree() { # stop_tree PID COMM: the process, then any child named COMM it left behind
   local pid=$1 comm=$2 kids k
   kids=$(children_of "$pid")
