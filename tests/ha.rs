@@ -202,6 +202,16 @@ async fn failback_gateway_moving(
     delay: Duration,
     per_second: u32,
 ) -> (TestGateway, Switch, SimNode) {
+    failback_gateway_with(failback, delay, per_second, sim("fs2")).await
+}
+
+/// [`failback_gateway_moving`] with `fs2` as given.
+async fn failback_gateway_with(
+    failback: &str,
+    delay: Duration,
+    per_second: u32,
+    fs2: vertogw_sim::SimConfig,
+) -> (TestGateway, Switch, SimNode) {
     let fs1 = SimNode::spawn(
         TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         sim("fs1"),
@@ -216,7 +226,7 @@ async fn failback_gateway_moving(
     );
     let gw = Setup::new(&map)
         .url("fs1", switch.url.clone())
-        .node(sim("fs2"))
+        .node(fs2)
         .tweak(move |c| {
             c.health.interval = Duration::from_millis(100);
             c.health.timeout = Duration::from_millis(100);
@@ -381,5 +391,28 @@ async fn sessions_move_oldest_login_first_within_the_budget() {
         assert_eq!(code.expect("task"), Some(1012));
     }
     assert_eq!(*order.lock().expect("order"), [0, 1, 2]);
+    fs1.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_session_is_not_moved_before_its_nodes_client_ready() {
+    // fs2 sends verto.clientReady 3 s after each login (FreeSWITCH offers detached calls
+    // with verto.attach in that window).
+    let mut slow = sim("fs2");
+    slow.client_ready_delay = Duration::from_secs(3);
+    let (gw, switch, fs1) = failback_gateway_with("auto", Duration::ZERO, 50, slow).await;
+    let mut ready = gw.client().await;
+    let reply = login_with_sessid(&mut ready, "1000@acme.test", PASSWORD, "ready", 1).await;
+    assert_eq!(reply["result"]["message"], "logged in", "{reply}");
+    assert_eq!(client_ready_node(&mut ready).await, "fs2");
+    let mut waiting = gw.client().await;
+    let reply = login_with_sessid(&mut waiting, "1001@acme.test", PASSWORD, "waiting", 1).await;
+    assert_eq!(reply["result"]["message"], "logged in", "{reply}");
+    // fs1 comes back: the session past its clientReady moves at once...
+    switch.set(Mode::Forward);
+    assert_eq!(closed_with(&mut ready).await, Some(1012));
+    // ...the other only once its clientReady has been relayed to it.
+    assert_eq!(client_ready_node(&mut waiting).await, "fs2");
+    assert_eq!(closed_with(&mut waiting).await, Some(1012));
     fs1.shutdown().await;
 }
