@@ -9,14 +9,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::server::Acceptor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
-use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
+use vertogw_net::server_tls::{self, ServerTls};
 
 use super::capacity::{self, Admission};
 use super::context::SessionCtx;
@@ -310,10 +309,7 @@ impl Connection {
     /// by de-prioritising handshakes. The turn is taken only once a complete ClientHello
     /// has arrived, so a peer that sends nothing cannot hold one, and one that goes
     /// silent after its ClientHello holds it until its `tls_handshake_timeout`.
-    async fn tls_handshake(
-        &self,
-        tcp: TcpStream,
-    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    async fn tls_handshake(&self, tcp: TcpStream) -> std::io::Result<ServerTls<TcpStream>> {
         if plain_http::looks_like_plain_http(&tcp).await? {
             debug!(
                 failure = "plain_http",
@@ -322,11 +318,10 @@ impl Connection {
             plain_http::refuse(tcp).await;
             return Err(std::io::Error::other("plain HTTP on the TLS port"));
         }
-        let hello = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
         let peer = self.peer.ip();
         let trusted = self.gateway.router().config().limits.is_trusted(peer);
-        let _turn = self.gateway.handshakes().acquire(peer, trusted).await;
-        hello.into_stream(self.gateway.server_tls()).await
+        let turn = self.gateway.handshakes().acquire(peer, trusted);
+        server_tls::accept(tcp, self.gateway.server_tls(), turn).await
     }
 
     /// A WebSocket upgrade starts a session; any other request is the web side's.

@@ -1,0 +1,385 @@
+//! The server stream against tokio-rustls clients: over real loopback sockets, and over
+//! in-memory pipes narrow enough that every record arrives in pieces.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, Join};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream as ClientTls;
+use tokio_rustls::TlsConnector;
+
+use super::{accept, ServerTls, MAX_HANDSHAKE_BUFFER};
+use crate::tls::{self, self_signed};
+
+/// Every test's bound: none waits on the clock otherwise.
+const LIMIT: Duration = Duration::from_secs(30);
+
+const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
+const TLS12: &SupportedProtocolVersion = &rustls::version::TLS12;
+
+fn configs(version: &'static SupportedProtocolVersion) -> (Arc<ServerConfig>, TlsConnector) {
+    let cert = self_signed(&["localhost"]).unwrap();
+    let server =
+        tls::server_config_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes(), "test")
+            .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in tls::certs_from_pem(cert.cert_pem.as_bytes(), "test").unwrap() {
+        roots.add(c).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (server, TlsConnector::from(Arc::new(client)))
+}
+
+fn name() -> ServerName<'static> {
+    ServerName::try_from("localhost").unwrap()
+}
+
+async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, f).await.expect("test bound")
+}
+
+/// A client and an accepted server over loopback TCP.
+async fn tcp_pair(
+    version: &'static SupportedProtocolVersion,
+) -> (ClientTls<TcpStream>, ServerTls<TcpStream>) {
+    let (server_config, connector) = configs(version);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        accept(tcp, server_config, async {}).await.unwrap()
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let client = connector.connect(name(), tcp).await.unwrap();
+    (client, bounded(server).await.unwrap())
+}
+
+/// The server's end of [`pipe_echo`]: it reads from one pipe and writes to another.
+type ServerPipe = Join<DuplexStream, DuplexStream>;
+
+/// A client whose bytes reach the server through a pipe that carries `width` bytes at
+/// a time, so the server reads every record in pieces (its replies come back through a
+/// wide pipe: tokio-rustls's client itself stalls reading records 5 bytes at a time),
+/// and a server that accepts and echoes `until` bytes; its task returns its stream.
+async fn pipe_echo(
+    version: &'static SupportedProtocolVersion,
+    width: usize,
+    until: usize,
+) -> (ClientTls<ServerPipe>, JoinHandle<ServerTls<ServerPipe>>) {
+    let (server_config, connector) = configs(version);
+    let (up_near, up_far) = tokio::io::duplex(width);
+    let (down_near, down_far) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        let io = tokio::io::join(up_far, down_far);
+        let s = accept(io, server_config, async {}).await.unwrap();
+        echo(s, 16_384, until).await
+    });
+    let io = tokio::io::join(down_near, up_near);
+    let client = bounded(connector.connect(name(), io)).await.unwrap();
+    (client, server)
+}
+
+/// Echoes everything back through reads of `read_size` until EOF, then closes; returns
+/// the stream so its buffers can be looked at.
+async fn echo<S>(mut s: ServerTls<S>, read_size: usize, until: usize) -> ServerTls<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = vec![0; read_size];
+    let mut seen = 0;
+    while seen < until {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "EOF after {seen} of {until} bytes");
+        s.write_all(&buf[..n]).await.unwrap();
+        seen += n;
+    }
+    s.flush().await.unwrap();
+    s
+}
+
+fn message(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Sends messages of `sizes` and checks each comes back whole and in order.
+async fn exchange<C>(client: C, sizes: &[usize], what: &str) -> C
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let owned = sizes.to_vec();
+    let writer = tokio::spawn(async move {
+        for len in owned {
+            wr.write_all(&message(len)).await.unwrap();
+        }
+        wr.flush().await.unwrap();
+        wr
+    });
+    for &len in sizes {
+        let mut back = vec![0; len];
+        bounded(rd.read_exact(&mut back)).await.unwrap();
+        assert!(
+            back == message(len),
+            "{what}: the {len}-byte message differs"
+        );
+    }
+    let wr = bounded(writer).await.unwrap();
+    rd.unsplit(wr)
+}
+
+const SIZES: [usize; 8] = [1, 100, 16_383, 16_384, 16_385, 65_537, 200_000, 999_999];
+
+#[tokio::test]
+async fn every_size_echoes_whole_on_tls13_and_tls12_through_small_and_large_reads() {
+    for version in [TLS13, TLS12] {
+        for read_size in [1, 7, 8_192, 2_000_000] {
+            let sizes: &[usize] = match read_size {
+                1 => &SIZES[..6],
+                _ => &SIZES,
+            };
+            let total = sizes.iter().sum();
+            let (client, server) = bounded(tcp_pair(version)).await;
+            let server = tokio::spawn(echo(server, read_size, total));
+            let what = format!("{version:?}, reads of {read_size}");
+            exchange(client, sizes, &what).await;
+            let server = bounded(server).await.unwrap();
+            assert_eq!(
+                server.buffered_capacity(),
+                0,
+                "{what}: idle again, nothing held"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn records_that_arrive_a_few_bytes_at_a_time_are_read_whole() {
+    for version in [TLS13, TLS12] {
+        for width in [1, 4, 5, 6, 7, 4_096] {
+            let sizes = [1, 16_385, 40_000];
+            let (client, server) = pipe_echo(version, width, sizes.iter().sum()).await;
+            exchange(client, &sizes, &format!("{version:?}, pipe of {width}")).await;
+            let server = bounded(server).await.unwrap();
+            assert_eq!(server.buffered_capacity(), 0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_close_notify_either_way_is_a_clean_end_of_stream() {
+    for version in [TLS13, TLS12] {
+        // The client closes: the server reads EOF, then may still answer and close.
+        let (mut client, mut server) = bounded(tcp_pair(version)).await;
+        client.write_all(b"last words").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        bounded(server.read_to_end(&mut got)).await.unwrap();
+        assert_eq!(got, b"last words");
+        server.write_all(b"reply").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        bounded(client.read_to_end(&mut reply)).await.unwrap();
+        assert_eq!(reply, b"reply");
+
+        // The server closes first: the client reads a clean EOF.
+        let (mut client, mut server) = bounded(tcp_pair(version)).await;
+        server.write_all(b"bye").await.unwrap();
+        server.shutdown().await.unwrap();
+        assert!(
+            server.write_all(b"more").await.is_err(),
+            "nothing after close_notify"
+        );
+        let mut got = Vec::new();
+        bounded(client.read_to_end(&mut got)).await.unwrap();
+        assert_eq!(got, b"bye");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_cut_without_close_notify_is_an_unexpected_eof() {
+    let (client, mut server) = bounded(tcp_pair(TLS13)).await;
+    let (mut tcp, _) = client.into_inner();
+    // A FIN, not a reset: the client never read the session tickets, and closing a
+    // socket with unread bytes resets it.
+    tcp.shutdown().await.unwrap();
+    let mut buf = [0u8; 64];
+    let err = bounded(server.read(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    let again = bounded(server.read(&mut buf)).await.unwrap_err();
+    assert_eq!(
+        again.kind(),
+        std::io::ErrorKind::UnexpectedEof,
+        "stays ended"
+    );
+}
+
+#[tokio::test]
+async fn a_key_update_the_client_asks_for_is_answered_and_traffic_goes_on() {
+    let (mut client, server) = bounded(tcp_pair(TLS13)).await;
+    let server = tokio::spawn(echo(server, 16_384, 3 * 1000));
+    client = exchange(client, &[1000], "before").await;
+    // rustls asks the peer to update too (update_requested): the server must send its
+    // own key_update, or the client could not read what follows.
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    client = exchange(client, &[1000], "after one key update").await;
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    exchange(client, &[1000], "after two").await;
+    bounded(server).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_record_fails_the_read_as_invalid_data() {
+    let (client, mut server) = bounded(tcp_pair(TLS13)).await;
+    let (mut tcp, _) = client.into_inner();
+    let mut record = vec![23, 3, 3, 0, 40];
+    record.extend_from_slice(&[0x5a; 40]);
+    tcp.write_all(&record).await.unwrap();
+    let mut buf = [0u8; 64];
+    let err = bounded(server.read(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+}
+
+/// A real ClientHello, as a client would send it first.
+fn client_hello() -> Vec<u8> {
+    let (_, connector) = configs(TLS13);
+    let mut conn = rustls::ClientConnection::new(Arc::clone(connector.config()), name()).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    hello
+}
+
+/// Polls `fut` once without a waker that does anything.
+fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[tokio::test]
+async fn the_turn_is_taken_only_once_the_whole_client_hello_is_there() {
+    let hello = client_hello();
+    assert!(hello.len() > 100, "a ClientHello of {} bytes", hello.len());
+    let (server_config, _) = configs(TLS13);
+    let (mut near, far) = tokio::io::duplex(64 * 1024);
+    let taken = AtomicBool::new(false);
+    let turn = async { taken.store(true, Ordering::SeqCst) };
+    let mut accepting = pin!(accept(far, server_config, turn));
+    for cut in [1, 5, 6, hello.len() / 2, hello.len() - 1] {
+        let already = near_written(&hello, cut);
+        near.write_all(&hello[already..cut]).await.unwrap();
+        assert!(poll_once(accepting.as_mut()).is_pending());
+        assert!(
+            !taken.load(Ordering::SeqCst),
+            "turn taken after {cut} bytes"
+        );
+    }
+    near.write_all(&hello[hello.len() - 1..]).await.unwrap();
+    assert!(
+        poll_once(accepting.as_mut()).is_pending(),
+        "waits for the client's reply"
+    );
+    assert!(
+        taken.load(Ordering::SeqCst),
+        "turn taken once the hello is whole"
+    );
+}
+
+/// How much of `hello` the loop above wrote before cutting at `cut`.
+fn near_written(hello: &[u8], cut: usize) -> usize {
+    let cuts = [1, 5, 6, hello.len() / 2, hello.len() - 1];
+    cuts.iter().copied().filter(|&c| c < cut).max().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_client_hello_that_never_ends_is_refused_at_the_handshake_bound() {
+    let (server_config, _) = configs(TLS13);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let taken = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&taken);
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        accept(tcp, server_config, async move {
+            flag.store(true, Ordering::SeqCst)
+        })
+        .await
+    });
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    // A ClientHello announced at 64 KiB, sent one byte per record: more than the bound
+    // before it could ever be whole.
+    let mut wire = vec![22, 3, 1, 0, 4, 1, 0, 0xff, 0xff];
+    while wire.len() < MAX_HANDSHAKE_BUFFER + 64 * 1024 {
+        wire.extend_from_slice(&[22, 3, 1, 0, 1, 0xab]);
+    }
+    // The server stops reading at the bound: the rest may not be taken.
+    let _ = bounded(tcp.write_all(&wire)).await;
+    let err = bounded(server).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    assert!(
+        !taken.load(Ordering::SeqCst),
+        "no turn for an endless hello"
+    );
+}
+
+#[tokio::test]
+async fn anything_but_tls_gets_an_alert_and_an_error() {
+    let (server_config, _) = configs(TLS13);
+    let (mut near, far) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(accept(far, server_config, async {}));
+    // A ClientHello that says it is 4 bytes long and cannot be decoded.
+    near.write_all(&[22, 3, 1, 0, 8, 1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef])
+        .await
+        .unwrap();
+    let err = bounded(server).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    let mut alert = Vec::new();
+    bounded(near.read_to_end(&mut alert)).await.unwrap();
+    assert_eq!(
+        alert.first(),
+        Some(&21),
+        "an alert record: {alert:?} after {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_tls13_session_resumes_from_its_ticket() {
+    let (server_config, connector) = configs(TLS13);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let s = accept(tcp, Arc::clone(&server_config), async {})
+                .await
+                .unwrap();
+            echo(s, 4096, 5).await;
+        }
+    });
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let client = bounded(connector.connect(name(), tcp)).await.unwrap();
+        // The ticket arrives after the handshake: one echo reads it.
+        let client = exchange(client, &[5], "resume").await;
+        kinds.push(client.get_ref().1.handshake_kind());
+    }
+    bounded(server).await.unwrap();
+    assert_eq!(
+        kinds,
+        [
+            Some(rustls::HandshakeKind::Full),
+            Some(rustls::HandshakeKind::Resumed)
+        ]
+    );
+}
