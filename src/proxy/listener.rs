@@ -321,7 +321,8 @@ impl Connection {
         let peer = self.peer.ip();
         let trusted = self.gateway.router().config().limits.is_trusted(peer);
         let turn = self.gateway.handshakes().acquire(peer, trusted);
-        server_tls::accept(tcp, self.gateway.server_tls(), turn).await
+        let offload = self.gateway.tls_pool.handle();
+        server_tls::accept(tcp, self.gateway.server_tls(), turn, offload).await
     }
 
     /// A WebSocket upgrade starts a session; any other request is the web side's.

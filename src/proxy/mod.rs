@@ -23,6 +23,7 @@ mod shards;
 mod sticky;
 mod tcp;
 mod throttle;
+mod tls_pool;
 mod turns;
 mod upgrade;
 mod upstream;
@@ -104,6 +105,8 @@ pub struct Gateway {
     nudge: tokio::sync::Notify,
     /// Running totals for `/metrics`.
     counters: counters::Counters,
+    /// Where the CPU-heavy part of TLS handshakes runs.
+    tls_pool: tls_pool::TlsPool,
 }
 
 impl Gateway {
@@ -134,6 +137,7 @@ impl Gateway {
             migrations: migrate::Migrations::default(),
             nudge: tokio::sync::Notify::new(),
             counters: counters::Counters::default(),
+            tls_pool: tls_pool::TlsPool::start(),
         })
     }
 

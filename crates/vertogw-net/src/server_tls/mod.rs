@@ -82,10 +82,16 @@ fn with_scratch<R>(
 /// Accepts a TLS connection on `io`: reads a whole ClientHello, then awaits `turn` and
 /// holds what it yields while the handshake's expensive part runs. A peer that stops
 /// sending holds no turn; bound the whole call with a timeout.
+///
+/// With `offload`, the pass over the ClientHello — key exchange and certificate
+/// signature, nearly all of a handshake's CPU — runs on that runtime instead of the
+/// connection's, so a reconnect storm does not queue in front of the established
+/// sessions' messages.
 pub async fn accept<S, T>(
     mut io: S,
     config: Arc<ServerConfig>,
     turn: impl Future<Output = T>,
+    offload: Option<&tokio::runtime::Handle>,
 ) -> io::Result<ServerTls<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -95,42 +101,57 @@ where
         read_more(&mut io, &mut incoming).await?;
     }
     let _turn = turn.await;
-    let mut conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
-    let mut outgoing = Vec::new();
-    let mut plaintext = Vec::new();
-    let mut peer_closed = false;
+    let conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+    let mut hs = Box::new(Handshake {
+        conn,
+        incoming,
+        outgoing: Vec::new(),
+        plaintext: Vec::new(),
+        peer_closed: false,
+    });
+    let mut first = offload;
     let queued = loop {
-        let mut sinks = Sinks {
-            deliver: |p: &[u8]| plaintext.extend_from_slice(p),
-            write: no_write,
-            outgoing: &mut outgoing,
-            peer_closed: &mut peer_closed,
-        };
-        let passed = process(&mut conn, &mut incoming, &mut sinks);
-        if let Ok((used, _)) = passed {
-            incoming.drain(..used);
-            // What the socket does not take now (session tickets, TLS 1.2's Finished
-            // on a full socket) goes out with the stream's first read or write: the
-            // client need not read until it wrote.
-            if !conn.is_handshaking() {
-                let mut rest = Pending::from_vec(outgoing);
-                poll_fn(|cx| match rest.poll_write_to(Pin::new(&mut io), cx) {
-                    Poll::Pending => Poll::Ready(Ok(())),
-                    done => done,
-                })
-                .await?;
-                break rest;
+        let passed = match first.take() {
+            Some(runtime) => {
+                let (back, passed) = runtime
+                    .spawn(async move {
+                        let passed = hs.pass();
+                        (hs, passed)
+                    })
+                    .await
+                    .map_err(io::Error::other)?;
+                hs = back;
+                passed
             }
+            None => hs.pass(),
+        };
+        // What the socket does not take now (session tickets, TLS 1.2's Finished on a
+        // full socket) goes out with the stream's first read or write: the client need
+        // not read until it wrote.
+        if passed.is_ok() && !hs.conn.is_handshaking() {
+            let mut rest = Pending::from_vec(std::mem::take(&mut hs.outgoing));
+            poll_fn(|cx| match rest.poll_write_to(Pin::new(&mut io), cx) {
+                Poll::Pending => Poll::Ready(Ok(())),
+                done => done,
+            })
+            .await?;
+            break rest;
         }
         // Our handshake messages, or the alert that says why we refused the peer's.
-        io.write_all(&outgoing).await?;
-        outgoing.clear();
-        let (_, progress) = passed?;
-        if progress == Progress::Closed || peer_closed {
+        io.write_all(&hs.outgoing).await?;
+        hs.outgoing.clear();
+        if passed? == Progress::Closed || hs.peer_closed {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        read_more(&mut io, &mut incoming).await?;
+        read_more(&mut io, &mut hs.incoming).await?;
     };
+    let Handshake {
+        conn,
+        incoming,
+        plaintext,
+        peer_closed,
+        ..
+    } = *hs;
     Ok(ServerTls {
         io,
         conn,
@@ -141,6 +162,34 @@ where
         eof: false,
         close_queued: false,
     })
+}
+
+/// A handshake's state between passes (boxed: it may move to another thread and back).
+struct Handshake {
+    conn: UnbufferedServerConnection,
+    /// Bytes read and not yet used up by rustls.
+    incoming: Vec<u8>,
+    /// Records to send.
+    outgoing: Vec<u8>,
+    /// Application data that came with the client's last handshake flight.
+    plaintext: Vec<u8>,
+    peer_closed: bool,
+}
+
+impl Handshake {
+    /// Processes what was read; the bytes used up are removed.
+    fn pass(&mut self) -> io::Result<Progress> {
+        let plaintext = &mut self.plaintext;
+        let mut sinks = Sinks {
+            deliver: |p: &[u8]| plaintext.extend_from_slice(p),
+            write: no_write,
+            outgoing: &mut self.outgoing,
+            peer_closed: &mut self.peer_closed,
+        };
+        let (used, progress) = process(&mut self.conn, &mut self.incoming, &mut sinks)?;
+        self.incoming.drain(..used);
+        Ok(progress)
+    }
 }
 
 /// Appends what the socket has to `buf`; EOF and an over-long handshake are errors.

@@ -60,7 +60,7 @@ async fn tcp_pair(
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        accept(tcp, server_config, async {}).await.unwrap()
+        accept(tcp, server_config, async {}, None).await.unwrap()
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
     let client = connector.connect(name(), tcp).await.unwrap();
@@ -84,7 +84,7 @@ async fn pipe_echo(
     let (down_near, down_far) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(async move {
         let io = tokio::io::join(up_far, down_far);
-        let s = accept(io, server_config, async {}).await.unwrap();
+        let s = accept(io, server_config, async {}, None).await.unwrap();
         echo(s, 16_384, until).await
     });
     let io = tokio::io::join(down_near, up_near);
@@ -274,7 +274,7 @@ async fn the_turn_is_taken_only_once_the_whole_client_hello_is_there() {
     let (mut near, far) = tokio::io::duplex(64 * 1024);
     let taken = AtomicBool::new(false);
     let turn = async { taken.store(true, Ordering::SeqCst) };
-    let mut accepting = pin!(accept(far, server_config, turn));
+    let mut accepting = pin!(accept(far, server_config, turn, None));
     for cut in [1, 5, 6, hello.len() / 2, hello.len() - 1] {
         let already = near_written(&hello, cut);
         near.write_all(&hello[already..cut]).await.unwrap();
@@ -310,10 +310,8 @@ async fn a_client_hello_that_never_ends_is_refused_at_the_handshake_bound() {
     let flag = Arc::clone(&taken);
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        accept(tcp, server_config, async move {
-            flag.store(true, Ordering::SeqCst)
-        })
-        .await
+        let turn = async move { flag.store(true, Ordering::SeqCst) };
+        accept(tcp, server_config, turn, None).await
     });
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     // A ClientHello announced at 64 KiB, sent one byte per record: more than the bound
@@ -336,7 +334,7 @@ async fn a_client_hello_that_never_ends_is_refused_at_the_handshake_bound() {
 async fn anything_but_tls_gets_an_alert_and_an_error() {
     let (server_config, _) = configs(TLS13);
     let (mut near, far) = tokio::io::duplex(64 * 1024);
-    let server = tokio::spawn(accept(far, server_config, async {}));
+    let server = tokio::spawn(accept(far, server_config, async {}, None));
     // A ClientHello that says it is 4 bytes long and cannot be decoded.
     near.write_all(&[22, 3, 1, 0, 8, 1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef])
         .await
@@ -360,7 +358,7 @@ async fn a_tls13_session_resumes_from_its_ticket() {
     let server = tokio::spawn(async move {
         for _ in 0..2 {
             let (tcp, _) = listener.accept().await.unwrap();
-            let s = accept(tcp, Arc::clone(&server_config), async {})
+            let s = accept(tcp, Arc::clone(&server_config), async {}, None)
                 .await
                 .unwrap();
             echo(s, 4096, 5).await;
@@ -382,4 +380,68 @@ async fn a_tls13_session_resumes_from_its_ticket() {
             Some(rustls::HandshakeKind::Resumed)
         ]
     );
+}
+
+/// Serves one certificate and notes the thread that picked it.
+#[derive(Debug)]
+struct NotingResolver {
+    key: Arc<rustls::sign::CertifiedKey>,
+    threads: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+impl rustls::server::ResolvesServerCert for NotingResolver {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let name = std::thread::current().name().map(str::to_owned);
+        self.threads.lock().unwrap().push(name);
+        Some(Arc::clone(&self.key))
+    }
+}
+
+#[tokio::test]
+async fn an_offloaded_handshake_does_its_first_pass_on_the_other_runtime() {
+    let cert = self_signed(&["localhost"]).unwrap();
+    let key = tls::certified_key_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes(), "t")
+        .unwrap();
+    let resolver = Arc::new(NotingResolver {
+        key: Arc::new(key),
+        threads: Default::default(),
+    });
+    let server_config = tls::server_config(Arc::clone(&resolver) as _).unwrap();
+    let (_, connector) = configs(TLS13);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in tls::certs_from_pem(cert.cert_pem.as_bytes(), "t").unwrap() {
+        roots.add(c).unwrap();
+    }
+    let client =
+        ClientConfig::builder_with_provider(Arc::clone(connector.config().crypto_provider()))
+            .with_protocol_versions(&[TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let connector = TlsConnector::from(Arc::new(client));
+    let offload = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("offload-test")
+        .build()
+        .unwrap();
+    let handle = offload.handle().clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let s = accept(tcp, server_config, async {}, Some(&handle))
+            .await
+            .unwrap();
+        echo(s, 4096, 100).await
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let client = bounded(connector.connect(name(), tcp)).await.unwrap();
+    exchange(client, &[100], "offloaded").await;
+    bounded(server).await.unwrap();
+    offload.shutdown_background();
+    let threads = resolver.threads.lock().unwrap().clone();
+    assert_eq!(threads, [Some("offload-test".to_owned())]);
 }
