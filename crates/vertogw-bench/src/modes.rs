@@ -117,6 +117,27 @@ pub fn spawn(
     work: Work,
     sink: Sink,
 ) -> (Group, CancellationToken) {
+    spawn_on(
+        &SideRuntime { runtime: None },
+        proto,
+        config,
+        first,
+        size,
+        work,
+        sink,
+    )
+}
+
+/// [`spawn`] on `side`'s runtime.
+pub(crate) fn spawn_on(
+    side: &SideRuntime,
+    proto: &Arc<Proto>,
+    config: &BenchConfig,
+    first: usize,
+    size: usize,
+    work: Work,
+    sink: Sink,
+) -> (Group, CancellationToken) {
     let stop = CancellationToken::new();
     let concurrency = match config.mode {
         Mode::Storm => size,
@@ -130,7 +151,7 @@ pub fn spawn(
         sink,
         stop: stop.clone(),
     };
-    (Group::spawn(proto, spec), stop)
+    (side.spawn_group(proto, spec), stop)
 }
 
 async fn load(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
@@ -187,9 +208,10 @@ async fn storm(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
         gate: Some(Arc::clone(&gate)),
         ..sink(true)
     };
+    let side = SideRuntime::start();
     let bg = match background {
         0 => None,
-        n => Some(background_group(config, proto, n, bg_sink.clone()).await),
+        n => Some(background_group(config, proto, n, bg_sink.clone(), &side).await),
     };
     if config.resume {
         warm_up(config, proto).await;
@@ -260,13 +282,57 @@ async fn warm_up(config: &BenchConfig, proto: &Arc<Proto>) {
     );
 }
 
-/// Establishes and starts the storm's background sessions; returns once they have run
-/// for [`STORM_WARMUP`].
+/// A runtime of its own for the background sessions, so that what they measure is the
+/// target's latency and not this process's: on the storm's runtime their replies would
+/// wait behind thousands of client handshakes (real background users are other
+/// browsers on other machines). Its one thread competes for the CPU like any other.
+pub(crate) struct SideRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl SideRuntime {
+    pub(crate) fn start() -> SideRuntime {
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-background")
+            .enable_all()
+            .build();
+        match built {
+            Ok(runtime) => SideRuntime {
+                runtime: Some(runtime),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "bench: background sessions share the main runtime");
+                SideRuntime { runtime: None }
+            }
+        }
+    }
+
+    /// Spawns `spec`'s sessions on this runtime (or the current one without it).
+    pub(crate) fn spawn_group(&self, proto: &Arc<Proto>, spec: GroupSpec) -> Group {
+        let _entered = self.runtime.as_ref().map(|r| r.enter());
+        Group::spawn(proto, spec)
+    }
+}
+
+impl Drop for SideRuntime {
+    // Dropped inside the main runtime, where a blocking shutdown would panic; the
+    // sessions were finished (or aborted) before.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Establishes and starts the storm's background sessions on `side`; returns once they
+/// have run for [`STORM_WARMUP`].
 async fn background_group(
     config: &BenchConfig,
     proto: &Arc<Proto>,
     n: usize,
     sink: Sink,
+    side: &SideRuntime,
 ) -> (Group, CancellationToken) {
     let period = Duration::from_secs_f64(1.0 / config.background_rate);
     // Bounded even if the storm never ends: warmup + the storm's own login bound.
@@ -286,7 +352,7 @@ async fn background_group(
         sink,
         stop: stop.clone(),
     };
-    let mut group = Group::spawn(proto, spec);
+    let mut group = side.spawn_group(proto, spec);
     let began = Instant::now();
     let logins = group
         .logins(login_deadline(config, n, config.connect_concurrency))

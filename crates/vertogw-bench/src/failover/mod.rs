@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub use tally::{Event, FailoverReport, Tally};
 
 use super::hist::{histogram, RttSummary};
-use super::modes::{base_report, finish_deadline, login_deadline, sink, spawn, Watch, JOIN_SLACK};
+use super::modes::{
+    base_report, finish_deadline, login_deadline, sink, spawn_on, SideRuntime, Watch, JOIN_SLACK,
+};
 use super::procfs::WatchReport;
 use super::report::Report;
 use super::run::{Logins, Totals, Work};
@@ -63,7 +65,8 @@ pub async fn failover(config: &BenchConfig, proto: &Arc<Proto>, target: Pid) -> 
         ..sink(true)
     };
     let began = Instant::now();
-    let (bg, bg_logins) = background(config, proto, bg_sink.clone()).await;
+    let side = SideRuntime::start();
+    let (bg, bg_logins) = background(config, proto, bg_sink.clone(), &side).await;
     let mut a = Sessions::spawn(proto, config);
     let a_began = Instant::now();
     let deadline = login_deadline(config, n, config.connect_concurrency);
@@ -220,6 +223,7 @@ async fn background(
     config: &BenchConfig,
     proto: &Arc<Proto>,
     sink: Sink,
+    side: &SideRuntime,
 ) -> (Option<(super::run::Group, CancellationToken)>, Logins) {
     let m = config.background_sessions;
     let empty = Logins {
@@ -239,7 +243,7 @@ async fn background(
         period: Duration::from_secs_f64(1.0 / config.background_rate),
         duration: cap,
     };
-    let (mut group, stop) = spawn(proto, config, first, m, work, sink);
+    let (mut group, stop) = spawn_on(side, proto, config, first, m, work, sink);
     let began = Instant::now();
     let logins = group
         .logins(login_deadline(config, m, config.connect_concurrency))
