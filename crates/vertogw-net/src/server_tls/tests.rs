@@ -445,3 +445,31 @@ async fn an_offloaded_handshake_does_its_first_pass_on_the_other_runtime() {
     let threads = resolver.threads.lock().unwrap().clone();
     assert_eq!(threads, [Some("offload-test".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_peer_flooding_key_updates_is_refused_and_leaves_nothing_queued() {
+    let (mut client, mut server) = bounded(tcp_pair(TLS13)).await;
+    // Each asks the server to update too; the client never reads the answers. rustls
+    // allows 32 between two application data records (as BoringSSL does), then fails
+    // the connection: the answers cannot pile up.
+    let flood = async {
+        for _ in 0..100 {
+            if client.get_mut().1.refresh_traffic_keys().is_err() {
+                break;
+            }
+            if client.flush().await.is_err() {
+                break;
+            }
+        }
+    };
+    let mut buf = [0u8; 64];
+    let (_, read) = tokio::join!(flood, bounded(server.read(&mut buf)));
+    let err = read.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("KeyUpdate"), "{err}");
+    assert!(
+        server.buffered_capacity() <= 1024,
+        "held {} bytes",
+        server.buffered_capacity()
+    );
+}
