@@ -57,3 +57,20 @@ stop_pid() { # CONT (a stopped node cannot act on TERM), TERM, after 3 s TERM, a
   wait "$pid" 2>/dev/null || true
   forget_pid "$pid"
 }
+
+make_certs() { # make_certs DIR LOG NAME: an ECDSA P-256 CA "NAME" and a leaf for
+  # localhost/127.0.0.1 signed by it (ca.crt, server.crt, server.key, server.pem)
+  mkdir -p "$1"
+  (
+    cd "$1"
+    openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+    openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=$3" -out ca.crt
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout server.key -subj "/CN=localhost" -out server.csr
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -sha256 -extfile server.ext -out server.crt
+    cat server.crt server.key >server.pem
+  ) >"$2" 2>&1 || { cat "$2" >&2; die "certificate generation failed"; }
+}

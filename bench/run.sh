@@ -233,22 +233,6 @@ fi
 
 # ---------------------------------------------------------------- certificate + configs
 CERTS="$WORK/certs"
-make_certs() { # an ECDSA P-256 CA and a leaf for localhost/127.0.0.1 signed by it
-  mkdir -p "$CERTS"
-  (
-    cd "$CERTS"
-    openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-    openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=vertogw bench CA" -out ca.crt
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout server.key -subj "/CN=localhost" -out server.csr
-    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
-      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-      -sha256 -extfile server.ext -out server.crt
-    cat server.crt server.key >server.pem
-  ) >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; die "certificate generation failed"; }
-}
-
 render() { # render TEMPLATE OUT PORT: fills @@...@@
   sed -e "s|@@LISTEN_PORT@@|$3|g" -e "s|@@NODE_PORT@@|$NODE_PORT|g" \
       -e "s|@@PEM@@|$CERTS/server.pem|g" -e "s|@@CERT@@|$CERTS/server.crt|g" \
@@ -436,7 +420,7 @@ if [ "$DRY" = 1 ]; then
 fi
 
 mkdir -p "$RAW"
-make_certs
+make_certs "$CERTS" "$LOGS/openssl.log" "vertogw bench CA"
 make_configs
 
 {

@@ -114,18 +114,7 @@ cp "$BIN" "$WORK/vgw" && BIN_SRC=$BIN && BIN="$WORK/vgw"
 cp "$GEN" "$WORK/vgw-bench" && GEN="$WORK/vgw-bench"
 
 CERTS="$WORK/certs"
-mkdir -p "$CERTS"
-( # an ECDSA P-256 CA and a leaf for localhost/127.0.0.1 signed by it, as run.sh makes
-  cd "$CERTS"
-  openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-  openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=vertogw syscalls bench CA" -out ca.crt
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout server.key -subj "/CN=localhost" -out server.csr
-  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
-    "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
-  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -sha256 -extfile server.ext -out server.crt
-) >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; die "certificate generation failed"; }
+make_certs "$CERTS" "$LOGS/openssl.log" "vertogw syscalls bench CA"
 
 # The map as run.sh renders it (its certificate paths are relative to the map's dir).
 MAP="$WORK/gateway.toml"
