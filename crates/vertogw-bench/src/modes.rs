@@ -117,27 +117,18 @@ pub fn spawn(
     work: Work,
     sink: Sink,
 ) -> (Group, CancellationToken) {
-    spawn_on(
-        &SideRuntime { runtime: None },
-        proto,
-        config,
-        first,
-        size,
-        work,
-        sink,
-    )
+    let (spec, stop) = group_spec(config, first, size, work, sink);
+    (Group::spawn(proto, spec), stop)
 }
 
-/// [`spawn`] on `side`'s runtime.
-pub(crate) fn spawn_on(
-    side: &SideRuntime,
-    proto: &Arc<Proto>,
+/// What [`spawn`] spawns, for a caller that spawns it elsewhere ([`SideRuntime`]).
+pub(crate) fn group_spec(
     config: &BenchConfig,
     first: usize,
     size: usize,
     work: Work,
     sink: Sink,
-) -> (Group, CancellationToken) {
+) -> (GroupSpec, CancellationToken) {
     let stop = CancellationToken::new();
     let concurrency = match config.mode {
         Mode::Storm => size,
@@ -151,7 +142,7 @@ pub(crate) fn spawn_on(
         sink,
         stop: stop.clone(),
     };
-    (side.spawn_group(proto, spec), stop)
+    (spec, stop)
 }
 
 async fn load(config: &BenchConfig, proto: &Arc<Proto>) -> Report {

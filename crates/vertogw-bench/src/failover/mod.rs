@@ -21,7 +21,7 @@ pub use tally::{Event, FailoverReport, Tally};
 
 use super::hist::{histogram, RttSummary};
 use super::modes::{
-    base_report, finish_deadline, login_deadline, sink, spawn_on, SideRuntime, Watch, JOIN_SLACK,
+    base_report, finish_deadline, group_spec, login_deadline, sink, SideRuntime, Watch, JOIN_SLACK,
 };
 use super::procfs::WatchReport;
 use super::report::Report;
@@ -243,7 +243,8 @@ async fn background(
         period: Duration::from_secs_f64(1.0 / config.background_rate),
         duration: cap,
     };
-    let (mut group, stop) = spawn_on(side, proto, config, first, m, work, sink);
+    let (spec, stop) = group_spec(config, first, m, work, sink);
+    let mut group = side.spawn_group(proto, spec);
     let began = Instant::now();
     let logins = group
         .logins(login_deadline(config, m, config.connect_concurrency))
