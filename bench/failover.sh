@@ -98,13 +98,6 @@ LOGS="$WORK/logs"
 mkdir -p "$LOGS"
 RESULTS=""
 
-start_proc() { # start_proc NAME CMD...: background, output appended to $LOGS/NAME.log
-  local name=$1; shift
-  "$@" >>"$LOGS/$name.log" 2>&1 &
-  LAST_PID=$!
-  STARTED+=("$LAST_PID")
-}
-
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM

@@ -74,3 +74,11 @@ make_certs() { # make_certs DIR LOG NAME: an ECDSA P-256 CA "NAME" and a leaf fo
     cat server.crt server.key >server.pem
   ) >"$2" 2>&1 || { cat "$2" >&2; die "certificate generation failed"; }
 }
+
+start_proc() { # start_proc NAME CMD...: in the background, output appended to
+  # $LOGS/NAME${RUN_TAG}.log; its PID goes to LAST_PID and STARTED (stopped on exit)
+  local name=$1; shift
+  "$@" >>"$LOGS/$name${RUN_TAG:-}.log" 2>&1 &
+  LAST_PID=$!
+  STARTED+=("$LAST_PID")
+}

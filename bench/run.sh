@@ -147,13 +147,6 @@ LOGS="$WORK/logs"
 mkdir -p "$LOGS"
 
 RUN_TAG=""    # appended to log names: one log per process per run
-start_proc() { # start_proc NAME CMD... : background, output to $LOGS/NAME$RUN_TAG.log; sets LAST_PID
-  local name=$1; shift
-  "$@" >>"$LOGS/$name$RUN_TAG.log" 2>&1 &
-  LAST_PID=$!
-  STARTED+=("$LAST_PID")
-}
-
 children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
 
 stop_tree() { # stop_tree PID COMM: the process, then any child named COMM it left behind

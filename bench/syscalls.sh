@@ -85,13 +85,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/vgwsyscalls.XXXXXX")
 LOGS="$WORK/logs"
 mkdir -p "$LOGS"
 
-start_proc() { # start_proc NAME CMD...: background, output appended to $LOGS/NAME.log
-  local name=$1; shift
-  "$@" >>"$LOGS/$name.log" 2>&1 &
-  LAST_PID=$!
-  STARTED+=("$LAST_PID")
-}
-
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM
