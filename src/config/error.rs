@@ -63,6 +63,9 @@ pub enum ConfigErrorKind {
     /// A count such as `max_connections` is zero.
     #[error("{0} = 0: use a positive number, or omit the key for the default")]
     ZeroCount(&'static str),
+    /// `[health]` `close_spread_ms` above a minute.
+    #[error("close_spread_ms = {0} is more than a minute: a node's sessions must learn of its failure sooner (use at most {max}, or 0 to close them all at once)", max = super::health::MAX_CLOSE_SPREAD_MS)]
+    CloseSpreadTooLong(u64),
     /// `[health]` `timeout_ms` above `interval_ms`.
     #[error(
         "timeout_ms ({timeout_ms} ms) must not exceed interval_ms ({interval_ms} ms): each \

@@ -6,6 +6,7 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_util::sync::CancellationToken;
 
 use super::watchdog::Direction;
 use crate::verto::prelogin::Violation;
@@ -114,6 +115,15 @@ impl EndReason {
         }
     }
 
+    /// Whether the session ends because its node failed, which ends the node's other
+    /// sessions at the same moment (so their closes are spread, see `close_spread_ms`).
+    pub fn ends_with_its_node(&self) -> bool {
+        matches!(
+            self,
+            EndReason::NodeGone | EndReason::NodeDown | EndReason::DrainDeadline
+        )
+    }
+
     /// Whether a limit or a protocol violation ended the session (as opposed to either
     /// side closing, a node vanishing, a timeout of an honest but slow login, or shutdown).
     pub fn is_violation(&self) -> bool {
@@ -171,6 +181,26 @@ impl EndReason {
     }
 }
 
+/// Waits a random moment within `window` when `reason` ends many sessions at once (a
+/// node failed): thousands of closes made at the same instant queue ahead of every
+/// other session's messages on the thread, and the browsers' reconnects then arrive as
+/// one storm. A shutdown of the gateway ends the wait.
+pub async fn spread(reason: &EndReason, window: Duration, shutdown: &CancellationToken) {
+    if let Some(wait) = spread_wait(reason, window) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// How long [`spread`] waits: uniform in `[0, window)` for a failed node's sessions.
+fn spread_wait(reason: &EndReason, window: Duration) -> Option<Duration> {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    (reason.ends_with_its_node() && window_ms > 0)
+        .then(|| Duration::from_millis(rand::random_range(0..window_ms)))
+}
+
 /// Carries out `action` on one leg, bounded by [`CLOSE_GRACE`].
 pub async fn close_leg<S>(mut ws: WsStream<S>, action: CloseAction)
 where
@@ -207,6 +237,60 @@ async fn drain<S: AsyncRead + Unpin>(io: &mut S) {
     while let Ok(n) = io.read(&mut buf).await {
         if n == 0 {
             break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{spread, spread_wait, EndReason};
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn only_the_sessions_of_a_failed_node_wait_and_within_the_window() {
+        for reason in [
+            EndReason::BrowserGone,
+            EndReason::Shutdown,
+            EndReason::Oversize,
+            EndReason::Kicked { punt: false },
+        ] {
+            assert_eq!(spread_wait(&reason, MINUTE), None, "{reason:?}");
+        }
+        for reason in [
+            EndReason::NodeGone,
+            EndReason::NodeDown,
+            EndReason::DrainDeadline,
+        ] {
+            assert_eq!(spread_wait(&reason, Duration::ZERO), None, "{reason:?}");
+            let waits: Vec<Duration> = (0..200)
+                .filter_map(|_| spread_wait(&reason, MINUTE))
+                .collect();
+            assert_eq!(waits.len(), 200, "{reason:?} always waits");
+            assert!(waits.iter().all(|w| *w < MINUTE), "{reason:?}: {waits:?}");
+            // Spread, not one fixed delay: 200 draws over 60,000 ms are not all equal.
+            assert!(
+                waits.iter().any(|w| *w != waits[0]),
+                "{reason:?}: {waits:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_ends_the_wait() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        // The longest window the map allows, and a draw that may be near its end: the
+        // call must still return at once.
+        let bound = Duration::from_secs(10);
+        for _ in 0..20 {
+            tokio::time::timeout(bound, spread(&EndReason::NodeDown, MINUTE, &shutdown))
+                .await
+                .expect("the shutdown ended the wait");
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct Settings {
     pub stall_timeout: Duration,
     /// Browser idle time before a ping, and the wait for its answer (`browser_ping_ms`).
     pub browser_ping: Duration,
+    /// The window a failed node's sessions are closed within (`close_spread_ms`).
+    pub close_spread: Duration,
 }
 
 /// Everything a running gateway shares between its connections.
@@ -274,6 +276,7 @@ impl Gateway {
             },
             stall_timeout: config.limits.stall_timeout,
             browser_ping: config.limits.browser_ping,
+            close_spread: config.health.close_spread,
         }
     }
 

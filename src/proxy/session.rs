@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use tracing::{debug, info, warn};
 
-use super::close::{close_leg, EndReason};
+use super::close::{self, close_leg, EndReason};
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
 use super::counters::LoginResult;
 use super::failures::COOLDOWN_MESSAGE;
@@ -96,11 +96,11 @@ pub async fn run(mut browser: BrowserSocket, ctx: SessionCtx) {
                 registered.as_ref().map(Registered::live),
             )
             .await;
-            Box::pin(finish(browser, Some(node), &reason)).await;
+            Box::pin(finish(browser, Some(node), &reason, &ctx)).await;
             reason
         }
         (Err(reason), up) => {
-            Box::pin(finish(browser, up.map(|u| u.socket), &reason)).await;
+            Box::pin(finish(browser, up.map(|u| u.socket), &reason, &ctx)).await;
             reason
         }
         (Ok(()), None) => EndReason::NodeGone,
@@ -139,8 +139,15 @@ fn log_end(ctx: &SessionCtx, s: &Summary, reason: &EndReason) {
     );
 }
 
-/// Closes both legs as `reason` says, concurrently.
-pub async fn finish(browser: BrowserSocket, node: Option<NodeSocket>, reason: &EndReason) {
+/// Closes both legs as `reason` says, concurrently (spread in time when the node failed).
+pub async fn finish(
+    browser: BrowserSocket,
+    node: Option<NodeSocket>,
+    reason: &EndReason,
+    ctx: &SessionCtx,
+) {
+    let window = ctx.gateway.settings().close_spread;
+    close::spread(reason, window, &ctx.shutdown).await;
     let b = close_leg(browser, reason.browser_action());
     match node {
         Some(node) => {
