@@ -117,18 +117,6 @@ pub fn spawn(
     work: Work,
     sink: Sink,
 ) -> (Group, CancellationToken) {
-    let (spec, stop) = group_spec(config, first, size, work, sink);
-    (Group::spawn(proto, spec), stop)
-}
-
-/// What [`spawn`] spawns, for a caller that spawns it elsewhere ([`SideRuntime`]).
-pub(crate) fn group_spec(
-    config: &BenchConfig,
-    first: usize,
-    size: usize,
-    work: Work,
-    sink: Sink,
-) -> (GroupSpec, CancellationToken) {
     let stop = CancellationToken::new();
     let concurrency = match config.mode {
         Mode::Storm => size,
@@ -142,7 +130,7 @@ pub(crate) fn group_spec(
         sink,
         stop: stop.clone(),
     };
-    (spec, stop)
+    (Group::spawn(proto, spec), stop)
 }
 
 async fn load(config: &BenchConfig, proto: &Arc<Proto>) -> Report {
@@ -325,21 +313,36 @@ async fn background_group(
     sink: Sink,
     side: &SideRuntime,
 ) -> (Group, CancellationToken) {
-    let period = Duration::from_secs_f64(1.0 / config.background_rate);
     // Bounded even if the storm never ends: warmup + the storm's own login bound.
     let cap = STORM_WARMUP
         + Duration::from_millis(config.login_timeout_ms).saturating_mul(2)
         + JOIN_SLACK;
-    let work = Work::Steady {
-        period,
-        duration: cap,
-    };
+    let (group, stop, _) = start_background(config, proto, side, 0, n, cap, sink).await;
+    sleep(STORM_WARMUP).await;
+    (group, stop)
+}
+
+/// Spawns `n` background sessions from index `first` on `side`, `connect_concurrency` at
+/// a time, each sending at `background_rate` for at most `cap`; waits (bounded) for their
+/// logins, says so, and starts their work.
+pub(crate) async fn start_background(
+    config: &BenchConfig,
+    proto: &Arc<Proto>,
+    side: &SideRuntime,
+    first: usize,
+    n: usize,
+    cap: Duration,
+    sink: Sink,
+) -> (Group, CancellationToken, Logins) {
     let stop = CancellationToken::new();
     let spec = GroupSpec {
-        first: 0,
+        first,
         size: n,
         concurrency: config.connect_concurrency,
-        work,
+        work: Work::Steady {
+            period: Duration::from_secs_f64(1.0 / config.background_rate),
+            duration: cap,
+        },
         sink,
         stop: stop.clone(),
     };
@@ -355,8 +358,7 @@ async fn background_group(
         "bench: background sessions logged in"
     );
     group.start(Instant::now());
-    sleep(STORM_WARMUP).await;
-    (group, stop)
+    (group, stop, logins)
 }
 
 /// Waits (bounded) until all `config.sessions` of `group` have logged in, and says so.

@@ -21,11 +21,12 @@ pub use tally::{Event, FailoverReport, Tally};
 
 use super::hist::{histogram, RttSummary};
 use super::modes::{
-    base_report, finish_deadline, group_spec, login_deadline, sink, SideRuntime, Watch, JOIN_SLACK,
+    base_report, finish_deadline, login_deadline, sink, start_background, SideRuntime, Watch,
+    JOIN_SLACK,
 };
 use super::procfs::WatchReport;
 use super::report::Report;
-use super::run::{Logins, Totals, Work};
+use super::run::{Logins, Totals};
 use super::session::{establish, Ended, Proto, Sink};
 use super::{BenchConfig, BenchError, KillSignal};
 
@@ -239,23 +240,7 @@ async fn background(
     let a_bound = login_deadline(config, config.sessions, config.connect_concurrency);
     let recover = Duration::from_millis(config.recover_timeout_ms);
     let cap = (a_bound - Instant::now()) + SETTLE + recover + NODE_GRACE + JOIN_SLACK;
-    let work = Work::Steady {
-        period: Duration::from_secs_f64(1.0 / config.background_rate),
-        duration: cap,
-    };
-    let (spec, stop) = group_spec(config, first, m, work, sink);
-    let mut group = side.spawn_group(proto, spec);
-    let began = Instant::now();
-    let logins = group
-        .logins(login_deadline(config, m, config.connect_concurrency))
-        .await;
-    tracing::info!(
-        logged_in = logins.ok,
-        of = m,
-        ms = began.elapsed().as_millis() as u64,
-        "bench: background sessions logged in"
-    );
-    group.start(Instant::now());
+    let (group, stop, logins) = start_background(config, proto, side, first, m, cap, sink).await;
     (Some((group, stop)), logins)
 }
 
