@@ -52,10 +52,7 @@ const QUICK_HEALTH: &str =
     "[health]\ninterval_ms = 100\ntimeout_ms = 100\nrise = 1\nfall = 2\nfailback_delay_ms = 600000\n";
 
 fn quick(c: &mut vertogw::config::Config) {
-    c.health.interval = Duration::from_millis(100);
-    c.health.timeout = Duration::from_millis(100);
-    c.health.rise = 1;
-    c.health.fall = 2;
+    fast_probes(c);
     c.health.failback_delay = Duration::from_secs(600);
 }
 

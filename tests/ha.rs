@@ -228,10 +228,7 @@ async fn failback_gateway_with(
         .url("fs1", switch.url.clone())
         .node(fs2)
         .tweak(move |c| {
-            c.health.interval = Duration::from_millis(100);
-            c.health.timeout = Duration::from_millis(100);
-            c.health.rise = 1;
-            c.health.fall = 2;
+            fast_probes(c);
             c.health.failback_delay = delay;
             c.health.migrate_per_second = per_second;
         })

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::process::SimProcess;
 use common::*;
@@ -23,12 +22,7 @@ async fn gateway(fs1: &SimProcess, fs2: &SimProcess) -> TestGateway {
     Setup::new(&map)
         .url("fs1", fs1.url.clone())
         .url("fs2", fs2.url.clone())
-        .tweak(|c| {
-            c.health.interval = Duration::from_millis(100);
-            c.health.timeout = Duration::from_millis(100);
-            c.health.rise = 1;
-            c.health.fall = 2;
-        })
+        .tweak(fast_probes)
         .start_monitored()
         .await
 }

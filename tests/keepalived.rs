@@ -13,7 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::process::{vertogw, SimProcess};
+use common::process::{listen_addr, vertogw, SimProcess};
 use common::{certs, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -116,15 +116,6 @@ async fn run_check(command: &str) -> ExitStatus {
         .kill_on_drop(true)
         .status();
     within("the check command", run).await.expect("run sh")
-}
-
-/// The address after `listen=` in a log line.
-fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}' || c == '"')
-        .find(|s| !s.is_empty())?
-        .parse()
-        .ok()
 }
 
 /// A running `vertogw serve` (killed when dropped) and its admin address.

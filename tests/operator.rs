@@ -27,9 +27,8 @@ fn farm_setup() -> Setup {
         partition("acme", &["fs1", "fs2"], r#"["acme.test"]"#, None),
     );
     Setup::new(&map).node(sim("fs2")).tweak(|c| {
-        quick_probes(c);
-        c.health.rise = 1;
-        c.health.fall = 2;
+        fast_probes(c);
+        c.health.failback_delay = Duration::from_secs(600);
     })
 }
 

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::listen_addr;
 use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -133,15 +134,6 @@ async fn spawn_gateway(node: SocketAddr) -> Gateway {
         reader,
         dir,
     }
-}
-
-/// The address in `… gateway listening listen=127.0.0.1:1234`.
-fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}' || c == '"')
-        .find(|s| !s.is_empty())?
-        .parse()
-        .ok()
 }
 
 fn hex(bytes: &[u8]) -> String {

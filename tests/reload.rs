@@ -6,7 +6,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::admin::{metric, start_admin, Admin};
 use common::*;
@@ -28,12 +27,7 @@ async fn farm() -> (TestGateway, Admin, Vec<(&'static str, String)>) {
         .node(sim("fs1"))
         .node(sim("fs2"))
         .node(sim("fs3"))
-        .tweak(|c| {
-            c.health.interval = Duration::from_millis(100);
-            c.health.timeout = Duration::from_millis(100);
-            c.health.rise = 1;
-            c.health.fall = 2;
-        })
+        .tweak(fast_probes)
         .start_monitored()
         .await;
     let urls: Vec<(&'static str, String)> = ["fs1", "fs2", "fs3"]

@@ -64,6 +64,15 @@ pub async fn reload(
     gw.gateway.replace_config(Arc::new(config)).await;
 }
 
+/// Probes every 100 ms (each bounded by 100 ms), a node down after 2 failures and up
+/// after 1 success: state changes within a few hundred milliseconds.
+pub fn fast_probes(c: &mut Config) {
+    c.health.interval = std::time::Duration::from_millis(100);
+    c.health.timeout = std::time::Duration::from_millis(100);
+    c.health.rise = 1;
+    c.health.fall = 2;
+}
+
 /// How many sessions the gateway has moved or closed for `reason` so far.
 pub fn migrations(gw: &TestGateway, reason: &str) -> u64 {
     gw.gateway

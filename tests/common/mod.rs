@@ -42,7 +42,7 @@ mod switch;
 #[allow(unused_imports)]
 pub use bystander::Bystander;
 #[allow(unused_imports)]
-pub use ha::{closed_with, lands_on, migrations, reload, wait_state};
+pub use ha::{closed_with, fast_probes, lands_on, migrations, reload, wait_state};
 #[allow(unused_imports)]
 pub use switch::{Mode, Switch};
 

@@ -111,3 +111,12 @@ pub fn ws_url(line: &str) -> Option<String> {
     let url = line[at..].split(|c: char| c.is_whitespace() || c == '"' || c == ',');
     url.into_iter().next().map(str::to_owned)
 }
+
+/// The address after `listen=` in a log line (`… gateway listening listen=127.0.0.1:1234`).
+pub fn listen_addr(line: &str) -> Option<std::net::SocketAddr> {
+    let rest = &line[line.find("listen=")? + "listen=".len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}' || c == '"')
+        .find(|s| !s.is_empty())?
+        .parse()
+        .ok()
+}
