@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::process::SimProcess;
 use common::*;
 use nix::sys::signal::Signal;
