@@ -1,13 +1,16 @@
-//! The relay pump after login: frames flow both ways untouched. Browser text passes the
-//! session's [`SessionPolicy`] (which refuses logins for other partitions) first; the
-//! relay itself makes no routing decision.
+//! The relay pump after login: whole frames flow both ways as they came
+//! ([`WsStream::poll_relay`](crate::websocket::WsStream::poll_relay): no reassembly, no
+//! re-masking, no allocation per message). Browser text passes the session's
+//! [`SessionPolicy`] (which refuses logins for other partitions) first; the relay itself
+//! makes no routing decision. What the frame relay hands back (a message the policy
+//! stopped, a fragmented message reassembled, a close) goes through the pump's slots.
 //!
 //! Backpressure policy: nothing is queued between the legs. Each direction holds at most
-//! one message in flight and reads the next only once the previous one was handed to
-//! the other leg's socket, so a slow reader stalls its own sender (through TCP flow
-//! control) and never grows the gateway's memory beyond one message plus a bounded
-//! write buffer per direction. The two directions progress independently, so a peer
-//! blocked on writing can never deadlock the other direction.
+//! one read's worth of frames (or one message) in flight and reads again only once that
+//! was handed to the other leg's socket, so a slow reader stalls its own sender (through
+//! TCP flow control) and never grows the gateway's memory beyond that per direction.
+//! The two directions progress independently, so a peer blocked on writing can never
+//! deadlock the other direction.
 //!
 //! The pump is one hand-written future over both sockets rather than two tasks or
 //! split halves: an idle session then holds no locks, channels or second copies of
@@ -24,7 +27,9 @@
 //! a node that stopped answering may still hold its TCP connection open.
 //!
 //! Calls: every relayed text passes [`Calls`], which parses only the few messages that
-//! can start or end a call, so the session knows whether moving it would cut one.
+//! can start or end a call, so the session knows whether moving it would cut one. The
+//! gateway's own answers and pings go to the browser before any more of the node's
+//! frames.
 //!
 //! Fairness: the pump moves at most [`MESSAGES_PER_POLL`] messages per poll, then yields,
 //! so one busy session cannot hold its shard's thread.
@@ -35,9 +40,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Sink, SinkExt, Stream};
+use futures_util::{Sink, SinkExt};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::close::EndReason;
 use super::context::{browser_read_end, BrowserSocket, SessionCtx, Summary};
@@ -47,7 +52,7 @@ use super::registry::{Ending, Live};
 use super::upstream::NodeSocket;
 use super::watchdog::{Alarm, Direction, Watchdog};
 use crate::verto::calls::{Calls, From};
-use crate::websocket::Error as WsError;
+use crate::websocket::{Data, Error as WsError, Pass, RelayError, Relayed};
 
 /// Messages the pump moves in one poll before it yields to the other sessions of its
 /// thread.
@@ -189,19 +194,83 @@ impl Pump<'_> {
         }
     }
 
-    /// Reads the browser's next message into a slot; `Some` when the session ends.
-    fn read_browser(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
-        let msg = match ready!(Pin::new(&mut *self.browser).poll_next(cx)) {
-            None => return Poll::Ready(Some(EndReason::BrowserGone)),
-            Some(Err(e)) => return Poll::Ready(Some(browser_read_end(Some(e)))),
-            Some(Ok(msg)) => msg,
+    /// Relays the browser's frames to the node as they come, until one needs the
+    /// pump (a message stopped by the policy, a reassembled one, a close); `Ready(n)`
+    /// is progress (`n` messages moved), `Ready(Err)` ends the session.
+    fn relay_up(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, EndReason>> {
+        let Pump {
+            browser,
+            node,
+            policy,
+            calls,
+            counters,
+            bytes_up,
+            ..
+        } = self;
+        let (mut moved, mut noted, mut stopped) = (0, false, None);
+        let mut inspect = |data: Data<'_>| {
+            let len = match data {
+                Data::Text(text) => match policy.check(text) {
+                    Verdict::Forward => {
+                        noted |= calls.on_message(From::Browser, text);
+                        text.len()
+                    }
+                    verdict => {
+                        stopped = Some(verdict);
+                        return Pass::Stop;
+                    }
+                },
+                Data::Binary(len) => len,
+            };
+            counters.to_node.count(len);
+            *bytes_up += len as u64;
+            moved += 1;
+            Pass::Forward
         };
+        let relayed = ready!(browser.poll_relay(cx, &mut **node, &mut inspect));
         self.watch.heard(Instant::now());
+        if noted {
+            self.note_calls();
+        }
+        self.flush_node = true;
+        let msg = match relayed {
+            Ok(Relayed::Frames) => return Poll::Ready(Ok(moved)),
+            Ok(Relayed::Stopped) => {
+                if let Some(verdict) = stopped {
+                    self.follow(verdict, None);
+                }
+                return Poll::Ready(Ok(moved + 1));
+            }
+            Ok(Relayed::End) => return Poll::Ready(Err(EndReason::BrowserGone)),
+            Err(RelayError::Read(e)) => return Poll::Ready(Err(browser_read_end(Some(e)))),
+            Err(RelayError::Write(_)) => return Poll::Ready(Err(EndReason::NodeGone)),
+            Ok(Relayed::Message(msg)) => msg,
+        };
         match msg {
-            Message::Close(frame) => return Poll::Ready(Some(EndReason::BrowserClosed(frame))),
-            Message::Text(text) => match self.policy.check(&text) {
-                Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
-                Verdict::Forward => {
+            Message::Close(frame) => return Poll::Ready(Err(EndReason::BrowserClosed(frame))),
+            // A fragmented message, reassembled: checked whole and sent as one frame.
+            Message::Text(text) => {
+                let verdict = self.policy.check(&text);
+                self.follow(verdict, Some(text));
+            }
+            Message::Binary(bytes) => {
+                self.counters.to_node.count(bytes.len());
+                self.bytes_up += bytes.len() as u64;
+                self.to_node = Some(Message::Binary(bytes));
+            }
+            // Answered or consumed by the stream; never handed on.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        Poll::Ready(Ok(moved + 1))
+    }
+
+    /// Acts on the policy's verdict about a browser text the relay did not pass on
+    /// (`text`: the reassembled message, when it was fragmented).
+    fn follow(&mut self, verdict: Verdict, text: Option<Utf8Bytes>) {
+        match verdict {
+            Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
+            Verdict::Forward => {
+                if let Some(text) = text {
                     if self.calls.on_message(From::Browser, &text) {
                         self.note_calls();
                     }
@@ -209,30 +278,52 @@ impl Pump<'_> {
                     self.bytes_up += text.len() as u64;
                     self.to_node = Some(Message::Text(text));
                 }
-                Verdict::ForwardLogin(stamped) => {
-                    self.counters.to_node.count(stamped.len());
-                    self.bytes_up += stamped.len() as u64;
-                    self.to_node = Some(Message::text(stamped));
-                }
-            },
-            Message::Binary(bytes) => {
-                self.counters.to_node.count(bytes.len());
-                self.bytes_up += bytes.len() as u64;
-                self.to_node = Some(Message::Binary(bytes));
             }
-            // Browser pings are answered by the stream and never reach the node; pongs
-            // (to the gateway's pings) only prove the browser alive.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            Verdict::ForwardLogin(stamped) => {
+                self.counters.to_node.count(stamped.len());
+                self.bytes_up += stamped.len() as u64;
+                self.to_node = Some(Message::text(stamped));
+            }
         }
-        Poll::Ready(None)
     }
 
-    /// Reads the node's next message into a slot; `Some` when the session ends.
-    fn read_node(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
-        match ready!(Pin::new(&mut *self.node).poll_next(cx)) {
-            None | Some(Err(_)) => Poll::Ready(Some(EndReason::NodeGone)),
-            Some(Ok(Message::Close(frame))) => Poll::Ready(Some(EndReason::NodeClosed(frame))),
-            Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+    /// Relays the node's frames to the browser as they come; as [`Pump::relay_up`].
+    fn relay_down(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, EndReason>> {
+        let Pump {
+            browser,
+            node,
+            calls,
+            counters,
+            bytes_down,
+            ..
+        } = self;
+        let (mut moved, mut noted) = (0, false);
+        let mut inspect = |data: Data<'_>| {
+            let len = match data {
+                Data::Text(text) => {
+                    noted |= calls.on_message(From::Node, text);
+                    text.len()
+                }
+                Data::Binary(len) => len,
+            };
+            counters.to_browser.count(len);
+            *bytes_down += len as u64;
+            moved += 1;
+            Pass::Forward
+        };
+        let relayed = ready!(node.poll_relay(cx, &mut **browser, &mut inspect));
+        if noted {
+            self.note_calls();
+        }
+        self.flush_browser = true;
+        match relayed {
+            Ok(Relayed::Frames | Relayed::Stopped) => Poll::Ready(Ok(moved)),
+            Ok(Relayed::End) | Err(RelayError::Read(_)) => Poll::Ready(Err(EndReason::NodeGone)),
+            Err(RelayError::Write(_)) => Poll::Ready(Err(EndReason::BrowserGone)),
+            Ok(Relayed::Message(Message::Close(frame))) => {
+                Poll::Ready(Err(EndReason::NodeClosed(frame)))
+            }
+            Ok(Relayed::Message(msg @ (Message::Text(_) | Message::Binary(_)))) => {
                 if let Message::Text(text) = &msg {
                     if self.calls.on_message(From::Node, text) {
                         self.note_calls();
@@ -241,9 +332,9 @@ impl Pump<'_> {
                 self.counters.to_browser.count(msg.len());
                 self.bytes_down += msg.len() as u64;
                 self.to_browser = Some(msg);
-                Poll::Ready(None)
+                Poll::Ready(Ok(moved + 1))
             }
-            Some(Ok(_)) => Poll::Ready(None),
+            Ok(Relayed::Message(_)) => Poll::Ready(Ok(moved)),
         }
     }
 }
@@ -302,19 +393,17 @@ impl Future for Pump<'_> {
                 return Poll::Pending;
             }
             if this.to_node.is_none() && this.local.is_none() {
-                if let Poll::Ready(end) = this.read_browser(cx) {
-                    match end {
-                        Some(reason) => return Poll::Ready(reason),
-                        None => (progress, moved) = (true, moved + 1),
-                    }
+                match this.relay_up(cx) {
+                    Poll::Ready(Ok(n)) => (progress, moved) = (true, moved + n),
+                    Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+                    Poll::Pending => {}
                 }
             }
-            if this.to_browser.is_none() {
-                if let Poll::Ready(end) = this.read_node(cx) {
-                    match end {
-                        Some(reason) => return Poll::Ready(reason),
-                        None => (progress, moved) = (true, moved + 1),
-                    }
+            if this.to_browser.is_none() && this.local.is_none() {
+                match this.relay_down(cx) {
+                    Poll::Ready(Ok(n)) => (progress, moved) = (true, moved + n),
+                    Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+                    Poll::Pending => {}
                 }
             }
             if progress {

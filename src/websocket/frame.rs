@@ -139,22 +139,41 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, HeaderError> {
 /// Appends the header of a final frame of `len` payload bytes, in the shortest length
 /// form, with `mask` when given.
 pub fn encode(opcode: OpCode, mask: Option<[u8; 4]>, len: usize, out: &mut Vec<u8>) {
-    out.push(0x80 | opcode.bits());
+    let (head, head_len) = header(opcode, mask, len);
+    out.extend_from_slice(&head[..head_len]);
+}
+
+/// The header [`encode`] writes, as bytes and their count (for rewriting a header in
+/// place, where the shortest form never outgrows the one it replaces).
+pub fn header(
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) -> ([u8; MAX_HEADER_BYTES], usize) {
+    let mut head = [0u8; MAX_HEADER_BYTES];
+    head[0] = 0x80 | opcode.bits();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
+    let mut at = match len {
+        0..=125 => {
+            head[1] = mask_bit | len as u8;
+            2
+        }
         126..=0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
+            head[1] = mask_bit | 126;
+            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
         }
         _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
+            head[1] = mask_bit | 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
         }
-    }
+    };
     if let Some(key) = mask {
-        out.extend_from_slice(&key);
+        head[at..at + 4].copy_from_slice(&key);
+        at += 4;
     }
+    (head, at)
 }
 
 /// XORs `buf` with `key`, starting at key byte 0 (masking and unmasking are the same).

@@ -108,7 +108,7 @@ impl Assembler {
 
     /// Takes a frame that passed [`Assembler::check`], its payload unmasked: a message
     /// when one is complete, `None` after a non-final fragment.
-    fn push(&mut self, h: &Header, payload: BytesMut) -> Result<Option<Message>, Error> {
+    pub(super) fn push(&mut self, h: &Header, payload: BytesMut) -> Result<Option<Message>, Error> {
         self.check(h)?;
         match h.opcode {
             OpCode::Ping => Ok(Some(Message::Ping(payload.freeze()))),

@@ -10,14 +10,15 @@
 //!
 //! - [`frame`]: header parsing and writing, masking (pure).
 //! - [`message`]: fragments into messages, limits, UTF-8, close frames (pure).
-//! - [`stream`]: the socket, its buffers, pongs and close replies.
+//! - [`stream`]: the socket, its buffers, pongs and close replies, and the frame relay
+//!   between two streams.
 
 mod frame;
 mod message;
 mod stream;
 
 pub use message::{Assembler, Decoded};
-pub use stream::WsStream;
+pub use stream::{Data, Pass, RelayError, Relayed, WsStream};
 
 /// Bytes of the longest frame header.
 pub const MAX_HEADER_BYTES: usize = frame::MAX_HEADER_BYTES;

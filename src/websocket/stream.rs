@@ -291,5 +291,9 @@ where
     }
 }
 
+mod relay;
+
+pub use relay::{Data, Pass, RelayError, Relayed};
+
 #[cfg(test)]
 mod tests;

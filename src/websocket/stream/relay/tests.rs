@@ -1,0 +1,468 @@
+//! The frame relay between a browser leg and a node leg over in-memory pipes: bytes
+//! pass as they came, headers are made minimal, control frames and fragments never
+//! reach the other side, stops keep order, bad input fails the read, and a slow peer
+//! holds its own sender without growing the gateway's buffers.
+
+use std::future::poll_fn;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::*;
+use crate::websocket::Role;
+
+const MAX: usize = 999_999;
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// The gateway's two legs and the raw ends a test browser and a test node use.
+struct Legs {
+    browser: WsStream<DuplexStream>,
+    node: WsStream<DuplexStream>,
+    browser_raw: DuplexStream,
+    node_raw: DuplexStream,
+}
+
+fn legs(browser_pipe: usize, node_pipe: usize) -> Legs {
+    let (b, browser_raw) = duplex(browser_pipe);
+    let (n, node_raw) = duplex(node_pipe);
+    Legs {
+        browser: WsStream::new(b, Role::Server, &[], MAX),
+        node: WsStream::new(n, Role::Client, &[], MAX),
+        browser_raw,
+        node_raw,
+    }
+}
+
+/// A frame with the length in the form `len_form` (7, 16 or 64 bits) and `mask`.
+fn frame_with(
+    fin: bool,
+    opcode: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+    len_form: u8,
+) -> Vec<u8> {
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    let mut out = vec![u8::from(fin) << 7 | opcode];
+    match len_form {
+        7 => out.push(mask_bit | payload.len() as u8),
+        16 => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+    }
+    let start = out.len() + mask.map_or(0, |k| k.len());
+    if let Some(key) = mask {
+        out.extend_from_slice(&key);
+    }
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        frame::apply_mask(&mut out[start..], key);
+    }
+    out
+}
+
+fn shortest(len: usize) -> u8 {
+    match len {
+        0..=125 => 7,
+        126..=0xffff => 16,
+        _ => 64,
+    }
+}
+
+/// What a browser sends: masked, shortest length.
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    frame_with(fin, opcode, payload, Some(KEY), shortest(payload.len()))
+}
+
+/// What a node sends: unmasked, shortest length.
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    frame_with(fin, opcode, payload, None, shortest(payload.len()))
+}
+
+/// What one relay call gave, and the messages the inspector saw.
+struct Outcome {
+    result: Result<Relayed, RelayError>,
+    seen: Vec<String>,
+}
+
+/// One `poll_relay` call from `from` to `to`; the inspector stops at texts equal to
+/// `stop_at`.
+async fn relay_once<A, B>(from: &mut WsStream<A>, to: &mut WsStream<B>, stop_at: &str) -> Outcome
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut seen = Vec::new();
+    let result = poll_fn(|cx| {
+        from.poll_relay(cx, to, &mut |data| {
+            let (name, pass) = match data {
+                Data::Text(t) => (
+                    t.to_owned(),
+                    if t == stop_at {
+                        Pass::Stop
+                    } else {
+                        Pass::Forward
+                    },
+                ),
+                Data::Binary(n) => (format!("<{n} bytes>"), Pass::Forward),
+            };
+            seen.push(name);
+            pass
+        })
+    })
+    .await;
+    Outcome { result, seen }
+}
+
+async fn read_exactly(raw: &mut DuplexStream, n: usize) -> Vec<u8> {
+    let mut got = vec![0u8; n];
+    raw.read_exact(&mut got).await.expect("the relayed bytes");
+    got
+}
+
+/// Nothing more is readable on `raw` now.
+async fn nothing_more(raw: &mut DuplexStream) {
+    let mut byte = [0u8; 1];
+    let read =
+        tokio::time::timeout(std::time::Duration::from_millis(50), raw.read(&mut byte)).await;
+    assert!(read.is_err(), "unexpected bytes: {read:?}");
+}
+
+#[tokio::test]
+async fn browser_frames_reach_the_node_as_they_came_mask_included() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let mut wire = client_frame(true, 0x1, br#"{"method":"echo","id":1}"#);
+    wire.extend(client_frame(true, 0x2, &[0, 1, 2, 3, 250]));
+    wire.extend(client_frame(true, 0x1, "é✓".as_bytes()));
+    l.browser_raw.write_all(&wire).await.expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    assert!(
+        matches!(out.result, Ok(Relayed::Frames)),
+        "{:?}",
+        out.result
+    );
+    assert_eq!(out.seen, [r#"{"method":"echo","id":1}"#, "<5 bytes>", "é✓"]);
+    assert_eq!(read_exactly(&mut l.node_raw, wire.len()).await, wire);
+    assert_eq!(
+        l.browser.buffered_capacity() + l.node.buffered_capacity(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn node_frames_reach_the_browser_as_they_came() {
+    let mut l = legs(1 << 17, 1 << 17);
+    let big = "n".repeat(70_000);
+    let mut wire = server_frame(true, 0x1, b"{\"result\":{}}");
+    wire.extend(server_frame(true, 0x2, big.as_bytes()));
+    l.node_raw.write_all(&wire).await.expect("write");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let out = relay_once(&mut l.node, &mut l.browser, "").await;
+        assert!(
+            matches!(out.result, Ok(Relayed::Frames)),
+            "{:?}",
+            out.result
+        );
+        seen.extend(out.seen);
+    }
+    assert_eq!(seen, ["{\"result\":{}}", "<70000 bytes>"]);
+    assert_eq!(read_exactly(&mut l.browser_raw, wire.len()).await, wire);
+    assert_eq!(
+        l.browser.buffered_capacity() + l.node.buffered_capacity(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_longer_length_form_than_needed_is_made_the_shortest_and_the_rest_kept() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let mut wire = frame_with(true, 0x1, b"short", Some(KEY), 64);
+    wire.extend(frame_with(true, 0x1, b"also short", Some([9, 8, 7, 6]), 16));
+    l.browser_raw.write_all(&wire).await.expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    assert!(matches!(out.result, Ok(Relayed::Frames)));
+    let mut want = client_frame(true, 0x1, b"short");
+    want.extend(frame_with(true, 0x1, b"also short", Some([9, 8, 7, 6]), 7));
+    assert_eq!(read_exactly(&mut l.node_raw, want.len()).await, want);
+}
+
+#[tokio::test]
+async fn a_fragmented_message_comes_back_whole_and_its_pings_never_pass() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let mut wire = client_frame(false, 0x1, b"hel");
+    wire.extend(client_frame(true, 0x9, b"p1"));
+    wire.extend(client_frame(false, 0x0, b"l"));
+    wire.extend(client_frame(true, 0xA, b"unasked pong"));
+    wire.extend(client_frame(true, 0x0, b"o"));
+    wire.extend(client_frame(true, 0x1, b"after"));
+    l.browser_raw.write_all(&wire).await.expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    match out.result {
+        Ok(Relayed::Message(Message::Text(t))) => assert_eq!(t.as_str(), "hello"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        out.seen.is_empty(),
+        "fragments are not inspected one by one"
+    );
+    // The ping was answered, once, and nothing reached the node.
+    let pong = server_frame(true, 0xA, b"p1");
+    assert_eq!(read_exactly(&mut l.browser_raw, pong.len()).await, pong);
+    nothing_more(&mut l.node_raw).await;
+    // The message after it waited for the next call.
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    assert!(matches!(out.result, Ok(Relayed::Frames)));
+    assert_eq!(out.seen, ["after"]);
+    let after = client_frame(true, 0x1, b"after");
+    assert_eq!(read_exactly(&mut l.node_raw, after.len()).await, after);
+}
+
+#[tokio::test]
+async fn a_stop_relays_what_came_before_and_keeps_what_comes_after() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let (first, login, last) = (
+        client_frame(true, 0x1, b"first"),
+        client_frame(true, 0x1, b"login"),
+        client_frame(true, 0x1, b"last"),
+    );
+    l.browser_raw
+        .write_all(&[first.clone(), login, last.clone()].concat())
+        .await
+        .expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "login").await;
+    assert!(
+        matches!(out.result, Ok(Relayed::Stopped)),
+        "{:?}",
+        out.result
+    );
+    assert_eq!(out.seen, ["first", "login"]);
+    assert_eq!(read_exactly(&mut l.node_raw, first.len()).await, first);
+    nothing_more(&mut l.node_raw).await;
+    let out = relay_once(&mut l.browser, &mut l.node, "login").await;
+    assert!(matches!(out.result, Ok(Relayed::Frames)));
+    assert_eq!(out.seen, ["last"]);
+    assert_eq!(read_exactly(&mut l.node_raw, last.len()).await, last);
+    assert_eq!(l.browser.buffered_capacity(), 0, "nothing left buffered");
+}
+
+#[tokio::test]
+async fn broken_input_fails_the_read_before_anything_of_it_passes() {
+    let cases: [(&str, Vec<u8>); 4] = [
+        (
+            "invalid UTF-8",
+            client_frame(true, 0x1, &[b'o', b'k', 0xC3, 0x28]),
+        ),
+        ("an unmasked frame", server_frame(true, 0x1, b"no mask")),
+        ("a reserved opcode", client_frame(true, 0x3, b"x")),
+        (
+            "a continuation without a message",
+            client_frame(true, 0x0, b"x"),
+        ),
+    ];
+    for (what, bad) in cases {
+        let mut l = legs(1 << 16, 1 << 16);
+        let good = client_frame(true, 0x1, b"good");
+        l.browser_raw
+            .write_all(&[good.clone(), bad].concat())
+            .await
+            .expect("write");
+        let out = relay_once(&mut l.browser, &mut l.node, "").await;
+        match (what, out.result) {
+            ("invalid UTF-8", Err(RelayError::Read(Error::Utf8))) => {}
+            (_, Err(RelayError::Read(Error::Protocol(_)))) if what != "invalid UTF-8" => {}
+            (what, other) => panic!("{what}: {other:?}"),
+        }
+        nothing_more(&mut l.node_raw).await;
+        let out = relay_once(&mut l.browser, &mut l.node, "").await;
+        assert!(
+            matches!(out.result, Ok(Relayed::End)),
+            "{what}: read no further"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_at_its_header() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let mut head = vec![0x81, 0x80 | 127];
+    head.extend_from_slice(&(2_000_000u64).to_be_bytes());
+    head.extend_from_slice(&KEY);
+    l.browser_raw.write_all(&head).await.expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    assert!(matches!(
+        out.result,
+        Err(RelayError::Read(Error::TooBig {
+            size: 2_000_000,
+            max: MAX
+        }))
+    ));
+}
+
+#[tokio::test]
+async fn a_close_is_answered_and_handed_to_the_caller() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let mut payload = 4000u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"bye");
+    l.browser_raw
+        .write_all(&client_frame(true, 0x8, &payload))
+        .await
+        .expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    match out.result {
+        Ok(Relayed::Message(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::from(4000)),
+        other => panic!("{other:?}"),
+    }
+    let reply = server_frame(true, 0x8, &payload);
+    assert_eq!(read_exactly(&mut l.browser_raw, reply.len()).await, reply);
+    nothing_more(&mut l.node_raw).await;
+}
+
+#[tokio::test]
+async fn eof_between_frames_ends_and_inside_one_is_an_error() {
+    let mut l = legs(1 << 16, 1 << 16);
+    drop(l.browser_raw);
+    assert!(matches!(
+        relay_once(&mut l.browser, &mut l.node, "").await.result,
+        Ok(Relayed::End)
+    ));
+    let mut l = legs(1 << 16, 1 << 16);
+    l.browser_raw
+        .write_all(&client_frame(true, 0x1, b"cut short")[..7])
+        .await
+        .expect("write");
+    drop(l.browser_raw);
+    match relay_once(&mut l.browser, &mut l.node, "").await.result {
+        Err(RelayError::Read(Error::Io(e))) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_stops_reading_holds_the_browser_and_not_the_gateways_memory() {
+    // A 1 KiB pipe to the node, which reads nothing yet.
+    let mut l = legs(1 << 20, 1024);
+    let msg = client_frame(true, 0x1, &[b'x'; 10_000]);
+    for _ in 0..10 {
+        l.browser_raw.write_all(&msg).await.expect("write");
+    }
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    assert!(matches!(out.result, Ok(Relayed::Frames)));
+    // The node took 1 KiB; the rest of the first read waits in the node leg's buffer,
+    // and the browser leg is not read again until it is gone.
+    let held = l.browser.buffered_capacity() + l.node.buffered_capacity();
+    assert!(held <= 2 * STACK_READ_BYTES, "{held} bytes held");
+    let again = poll_fn(|cx| {
+        Poll::Ready(
+            l.browser
+                .poll_relay(cx, &mut l.node, &mut |_| Pass::Forward)
+                .is_pending(),
+        )
+    })
+    .await;
+    assert!(again, "no read while the node leg is full");
+    // Once the node reads, everything arrives, in order and unchanged.
+    let total = msg.len() * 10;
+    let node_raw = l.node_raw;
+    let reader = tokio::spawn(async move {
+        let mut raw = node_raw;
+        read_exactly(&mut raw, total).await
+    });
+    let mut relayed = out.seen.len();
+    while relayed < 10 {
+        let out = relay_once(&mut l.browser, &mut l.node, "").await;
+        assert!(
+            matches!(out.result, Ok(Relayed::Frames)),
+            "{:?}",
+            out.result
+        );
+        relayed += out.seen.len();
+    }
+    poll_fn(|cx| l.node.poll_flush_all(cx))
+        .await
+        .expect("flushed");
+    assert_eq!(reader.await.expect("reader"), msg.repeat(10));
+    assert_eq!(
+        l.browser.buffered_capacity() + l.node.buffered_capacity(),
+        0
+    );
+}
+
+/// Random messages, some fragmented with pings between, cut into random writes: the
+/// node receives every whole frame byte for byte and every fragmented message
+/// reassembled, in order; the inspector sees exactly the whole ones.
+#[tokio::test]
+async fn random_streams_cut_anywhere_arrive_in_order_and_unchanged() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_f4a3);
+    for round in 0..40 {
+        let mut l = legs(1 << 20, 1 << 22);
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        let mut fragmented = Vec::new();
+        for i in 0..rng.random_range(1..30) {
+            let len = match rng.random_range(0..10) {
+                0 => rng.random_range(126..70_000),
+                _ => rng.random_range(0..300),
+            };
+            let text: String = format!("{round}/{i}:")
+                .chars()
+                .chain(std::iter::repeat_n('é', len / 2))
+                .collect();
+            if rng.random_range(0..5) == 0 && text.len() > 3 {
+                let cut = text.char_indices().nth(2).map_or(1, |(at, _)| at);
+                wire.extend(client_frame(false, 0x1, &text.as_bytes()[..cut]));
+                wire.extend(client_frame(true, 0x9, b"ping"));
+                wire.extend(client_frame(true, 0x0, &text.as_bytes()[cut..]));
+                fragmented.push(text);
+            } else {
+                let frame = frame_with(
+                    true,
+                    0x1,
+                    text.as_bytes(),
+                    Some(rng.random()),
+                    shortest(text.len()),
+                );
+                expected.extend_from_slice(&frame);
+                wire.extend(frame);
+            }
+        }
+        let whole_bytes = expected.len();
+        let mut raw = l.browser_raw;
+        let writer = tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(round);
+            let mut at = 0;
+            while at < wire.len() {
+                let n = rng.random_range(1..20_000).min(wire.len() - at);
+                raw.write_all(&wire[at..at + n]).await.expect("write");
+                at += n;
+            }
+            // The end of the stream, with the pipe kept open for the pongs.
+            raw.shutdown().await.expect("shutdown");
+            raw
+        });
+        let mut reassembled = Vec::new();
+        loop {
+            let out = relay_once(&mut l.browser, &mut l.node, "").await;
+            match out.result {
+                Ok(Relayed::Frames) => {}
+                Ok(Relayed::Message(Message::Text(t))) => reassembled.push(t.as_str().to_owned()),
+                Ok(Relayed::End) => break,
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        l.browser_raw = writer.await.expect("writer");
+        assert_eq!(reassembled, fragmented, "round {round}");
+        assert_eq!(
+            read_exactly(&mut l.node_raw, whole_bytes).await,
+            expected,
+            "round {round}"
+        );
+        nothing_more(&mut l.node_raw).await;
+    }
+}
