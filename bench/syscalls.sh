@@ -5,10 +5,12 @@
 # (echo requests of 200 bytes of padding) in mode throughput or steady.
 #
 # Usage: bench/syscalls.sh [--bin PATH] [--mode throughput|steady] [--duration S]
-#                          [--sessions N] [--rate R]
+#                          [--sessions N] [--rate R] [--cpu]
 #
 # strace slows the gateway down a lot, so the throughput and latency of a traced run
-# mean nothing: only the counts per round trip do. Every process is started here, in
+# mean nothing: only the counts per round trip do. With --cpu nothing is traced: the
+# gateway's CPU time (user and kernel, from /proc/<pid>/stat) and context switches
+# (all its threads) are read around the same two passes instead, per round trip. Every process is started here, in
 # the foreground, with its map, certificate and logs under a temp dir, and stopped by
 # its PID (trap on EXIT). Nothing else is touched.
 set -euo pipefail
@@ -19,7 +21,7 @@ BENCH="$ROOT/bench"
 source "$BENCH/lib.sh"
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 
 Options:
@@ -28,6 +30,8 @@ Options:
   --duration S     load window, seconds (default 8)
   --sessions N     sessions (default 64 for throughput, 200 for steady)
   --rate R         steady: requests per second per session (default 10)
+  --cpu            CPU time and context switches per round trip instead of system
+                   calls (untraced passes, so the figures are of the real gateway)
 Environment:
   BENCH_BIN        the load generator (default target/release/vertogw-bench)
   BENCH_PORT_BASE  ports used: BASE+81 the node, +90 the admin API, +443 the gateway
@@ -37,7 +41,7 @@ EOF
 }
 
 # ---------------------------------------------------------------- options
-BIN=$ROOT/target/release/vertogw MODE=throughput DURATION=8 SESSIONS="" RATE=10
+BIN=$ROOT/target/release/vertogw MODE=throughput DURATION=8 SESSIONS="" RATE=10 CPU=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN=${2:?--bin needs a path}; shift ;;
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=${2:?--duration needs seconds}; shift ;;
     --sessions) SESSIONS=${2:?--sessions needs a number}; shift ;;
     --rate) RATE=${2:?--rate needs a number}; shift ;;
+    --cpu) CPU=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -99,7 +104,9 @@ trap 'echo "interrupted" >&2; exit 130' INT TERM
 # ---------------------------------------------------------------- set-up
 [ -x "$BIN" ] || die "$BIN not found or not executable"
 [ -x "$GEN" ] || die "$GEN not found: build it first (cargo build --release --workspace)"
-STRACE=$(command -v strace) || die "strace is needed (apt-get install strace)"
+if [ "$CPU" = 0 ]; then
+  STRACE=$(command -v strace) || die "strace is needed (apt-get install strace)"
+fi
 command -v openssl >/dev/null || die "openssl is needed to generate the test certificate"
 command -v jq >/dev/null || die "jq is needed to read the generator's report"
 # One copy of each binary for the whole run, even if cargo rebuilds target/release meanwhile.
@@ -170,6 +177,24 @@ traced() { # traced NAME ARGS...: bench NAME with `strace -c -f` on the gateway 
   grep -q ' total$' "$WORK/$name.strace" || { cat "$LOGS/strace.$name.log" >&2; die "strace wrote no summary for $name"; }
 }
 
+counters() { # utime stime (clock ticks) and voluntary, involuntary switches of the gateway
+  local stat
+  stat=$(<"/proc/$GW_PID/stat")
+  # Fields after the command name, which is in parentheses and may hold spaces.
+  read -r -a f <<<"${stat##*) }"
+  printf '%s %s ' "${f[11]}" "${f[12]}"
+  cat /proc/"$GW_PID"/task/*/status |
+    awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v, n }'
+}
+
+metered() { # metered NAME ARGS...: bench NAME with the gateway's counters read around it
+  local name=$1 before; shift
+  before=$(counters)
+  bench "$name" "$PASS_LIMIT_S" "$@"
+  sleep "$SETTLE_S"
+  echo "$before $(counters)" >"$WORK/$name.cpu"
+}
+
 # An untraced run first: it checks the whole path (TLS, upgrade, login, echo through
 # the node) and leaves the gateway warm, so that one-off costs (threads, buffers, the
 # node connection pool if any) do not land in the traced passes.
@@ -183,10 +208,12 @@ bench warmup 120 --mode "$MODE" --sessions "$SESSIONS" --duration 1 "${rate_args
 # only logs the same sessions in and closes them (mode idle, 0.1 s hold); the second's
 # counts are subtracted from the first's. What is left is the load's, divided by the
 # replies it got. The login pass's share is printed so the subtraction's weight shows.
-say "traced pass 1: $SESSIONS sessions log in, idle 0.1 s, close"
-traced login --mode idle --sessions "$SESSIONS" --hold 0.1
-say "traced pass 2: $LOAD_DESC"
-traced load --mode "$MODE" --sessions "$SESSIONS" --duration "$DURATION" "${rate_args[@]}"
+PASS=traced
+[ "$CPU" = 1 ] && PASS=metered
+say "$PASS pass 1: $SESSIONS sessions log in, idle 0.1 s, close"
+"$PASS" login --mode idle --sessions "$SESSIONS" --hold 0.1
+say "$PASS pass 2: $LOAD_DESC"
+"$PASS" load --mode "$MODE" --sessions "$SESSIONS" --duration "$DURATION" "${rate_args[@]}"
 
 # ---------------------------------------------------------------- result
 RT=$(jq -r '.replies' "$WORK/load.json")
@@ -196,6 +223,29 @@ echo
 echo "vertogw:     $BIN_SRC ($(sha256sum "$BIN" | cut -c1-12))"
 echo "load:        $LOAD_DESC, $PAYLOAD-byte padding"
 echo "round trips: $RT (replies of the traced load pass; its requests: $(jq -r .requests "$WORK/load.json"))"
+if [ "$CPU" = 1 ]; then
+  echo "note:        counters read around each whole pass (untraced); the login pass ($SESSIONS logins + closes) subtracted"
+  echo
+  # Each .cpu file: utime stime voluntary involuntary, before then after.
+  awk -v rt="$RT" -v hz="$(getconf CLK_TCK)" '
+    { for (i = 1; i <= 4; i++) d[FNR == NR ? "login" : "load", i] = $(i + 4) - $i }
+    END {
+      split("user CPU us|kernel CPU us|voluntary switches|involuntary switches", label, "|")
+      printf "%-22s %12s %12s %14s\n", "per round trip", "load pass", "login pass", "per round trip"
+      for (i = 1; i <= 4; i++) {
+        scale = i <= 2 ? 1e6 / hz : 1
+        printf "%-22s %12d %12d %14.3f\n", label[i], d["load", i], d["login", i], (d["load", i] - d["login", i]) * scale / rt
+      }
+      printf "%-22s %12s %12s %14.3f\n", "CPU us, total", "", "", (d["load", 1] + d["load", 2] - d["login", 1] - d["login", 2]) * 1e6 / hz / rt
+      printf "\n(CPU in clock ticks of %d Hz: the load pass took %d)\n", hz, d["load", 1] + d["load", 2]
+    }' "$WORK/login.cpu" "$WORK/load.cpu"
+  echo
+  echo "---- generator report, load pass"
+  cat "$WORK/load.json"
+  echo
+  say "done"
+  exit 0
+fi
 echo "note:        strace attached for the whole of each pass; the login pass ($SESSIONS logins + closes) subtracted"
 echo
 # strace -c rows are: % time, seconds, usecs/call, calls, [errors,] syscall; the errors
