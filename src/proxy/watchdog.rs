@@ -77,6 +77,11 @@ impl Watchdog {
         }
     }
 
+    /// Whether `direction`'s stall clock is running.
+    pub fn is_blocked(&self, direction: Direction) -> bool {
+        self.blocked_since[index(direction)].is_some()
+    }
+
     /// The earliest instant something may be due.
     pub fn next_deadline(&self) -> Instant {
         let liveness = match self.pinged_at {
@@ -149,7 +154,9 @@ mod tests {
         assert_eq!(w.next_deadline(), at(t0, 11));
         assert_eq!(w.check(at(t0, 10)), None);
         assert_eq!(w.check(at(t0, 11)), Some(Alarm::Stalled(Direction::Down)));
+        assert!(w.is_blocked(Direction::Down) && !w.is_blocked(Direction::Up));
         w.blocked(Direction::Down, false, at(t0, 11));
+        assert!(!w.is_blocked(Direction::Down));
         w.blocked(Direction::Up, true, at(t0, 12));
         assert_eq!(w.check(at(t0, 21)), None);
         assert_eq!(w.check(at(t0, 22)), Some(Alarm::Stalled(Direction::Up)));

@@ -272,11 +272,16 @@ impl Pump<'_> {
     /// Notes which directions wait on a peer, then sees to the timer: `Ready(Some)` ends
     /// the session, `Ready(None)` queued a ping, `Pending` armed the timer.
     fn poll_clock(&mut self, cx: &mut Context<'_>) -> Poll<Option<EndReason>> {
-        let now = Instant::now();
         let up_blocked = self.to_node.is_some() || self.flush_node;
         let down_blocked = self.local.is_some() || self.to_browser.is_some() || self.flush_browser;
-        self.watch.blocked(Direction::Up, up_blocked, now);
-        self.watch.blocked(Direction::Down, down_blocked, now);
+        // The clock is read only when a direction's state changes: a session that goes
+        // idle after every message (most of them) then reads it once per browser
+        // message, not twice.
+        for (direction, blocked) in [(Direction::Up, up_blocked), (Direction::Down, down_blocked)] {
+            if self.watch.is_blocked(direction) != blocked {
+                self.watch.blocked(direction, blocked, Instant::now());
+            }
+        }
         loop {
             let deadline = self.watch.next_deadline();
             if deadline < self.timer.deadline() {
