@@ -61,7 +61,8 @@ impl Pump<'_> {
         }
         self.flush_node = true;
         let msg = match relayed {
-            Ok(Relayed::Frames) => return Poll::Ready(Ok(moved)),
+            // At least one: the pump's own bound then holds whatever the frames were.
+            Ok(Relayed::Frames) => return Poll::Ready(Ok(moved.max(1))),
             Ok(Relayed::Stopped) => {
                 if let Some(verdict) = stopped {
                     self.follow(verdict, None);
@@ -144,7 +145,7 @@ impl Pump<'_> {
         }
         self.flush_browser = true;
         match relayed {
-            Ok(Relayed::Frames | Relayed::Stopped) => Poll::Ready(Ok(moved)),
+            Ok(Relayed::Frames | Relayed::Stopped) => Poll::Ready(Ok(moved.max(1))),
             Ok(Relayed::End) | Err(RelayError::Read(_)) => Poll::Ready(Err(EndReason::NodeGone)),
             Err(RelayError::Write(_)) => Poll::Ready(Err(EndReason::BrowserGone)),
             Ok(Relayed::Message(Message::Close(frame))) => {

@@ -75,6 +75,10 @@ struct Scan {
     stop: Option<Relayed>,
     /// Whether a frame was taken at all.
     progress: bool,
+    /// Whole messages among the frames relayed.
+    messages: usize,
+    /// The pass stopped at [`FRAMES_PER_POLL`] frames.
+    capped: bool,
 }
 
 impl<S> WsStream<S>
@@ -135,7 +139,7 @@ where
                 // What is left (a frame cut short, or frames after a stop) waits on the
                 // heap, at its exact size.
                 self.rbuf.extend_from_slice(&filled[scan.consumed..]);
-                if let Some(done) = Self::outcome(scan) {
+                if let Some(done) = ready!(Self::outcome(scan, cx)) {
                     return Poll::Ready(Ok(done));
                 }
             } else {
@@ -145,7 +149,7 @@ where
                     buf.advance(scan.consumed);
                 }
                 self.rbuf = if buf.is_empty() { BytesMut::new() } else { buf };
-                if let Some(done) = Self::outcome(scanned?) {
+                if let Some(done) = ready!(Self::outcome(scanned?, cx)) {
                     return Poll::Ready(Ok(done));
                 }
                 // A frame cut short: read towards it (straight into the heap when large).
@@ -159,13 +163,20 @@ where
         }
     }
 
-    /// What a pass amounts to, or `None` when it took no frame (more bytes needed).
-    fn outcome(scan: Scan) -> Option<Relayed> {
-        match scan.stop {
+    /// What a pass amounts to: `Ready(None)` when it took no frame (more bytes
+    /// needed), `Pending` (already woken) after a whole batch of frames that carried no
+    /// message, so that a peer streaming control frames or empty fragments yields its
+    /// thread as often as one streaming messages.
+    fn outcome(scan: Scan, cx: &mut Context<'_>) -> Poll<Option<Relayed>> {
+        Poll::Ready(match scan.stop {
             Some(stop) => Some(stop),
+            None if scan.capped && scan.messages == 0 => {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             None if scan.progress => Some(Relayed::Frames),
             None => None,
-        }
+        })
     }
 
     /// Bytes the buffer must hold for its first frame to be whole.
@@ -213,8 +224,14 @@ where
             forward: 0,
             stop: None,
             progress: false,
+            messages: 0,
+            capped: false,
         };
-        for _ in 0..FRAMES_PER_POLL {
+        for taken in 0..=FRAMES_PER_POLL {
+            if taken == FRAMES_PER_POLL {
+                scan.capped = true;
+                break;
+            }
             let at = scan.consumed;
             let Some((header, header_len)) = frame::parse(&buf[at..])? else {
                 break;
@@ -262,6 +279,7 @@ where
                     buf.copy_within(start..end, scan.forward);
                 }
                 scan.forward += end - start;
+                scan.messages += 1;
                 continue;
             }
             let payload = &mut buf[body..end];

@@ -394,6 +394,47 @@ async fn a_node_that_stops_reading_holds_the_browser_and_not_the_gateways_memory
     );
 }
 
+#[tokio::test]
+async fn a_stream_of_control_frames_yields_the_thread_between_batches() {
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let mut l = legs(1 << 16, 1 << 16);
+    let batches = 3;
+    let mut wire = client_frame(true, 0xA, b"").repeat(batches * FRAMES_PER_POLL);
+    wire.extend(client_frame(true, 0x1, b"after the pongs"));
+    l.browser_raw.write_all(&wire).await.expect("write");
+    let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(std::sync::Arc::clone(&count));
+    let mut cx = Context::from_waker(&waker);
+    let mut seen = Vec::new();
+    let mut polls = 0;
+    let result = loop {
+        polls += 1;
+        assert!(polls <= 10 * batches, "no message after {polls} polls");
+        let poll = l.browser.poll_relay(&mut cx, &mut l.node, &mut |data| {
+            if let Data::Text(t) = data {
+                seen.push(t.to_owned());
+            }
+            Pass::Forward
+        });
+        if let Poll::Ready(result) = poll {
+            break result;
+        }
+    };
+    assert!(matches!(result, Ok(Relayed::Frames)), "{result:?}");
+    assert_eq!(seen, ["after the pongs"]);
+    assert_eq!(polls, batches + 1, "one poll per {FRAMES_PER_POLL} frames");
+    assert_eq!(
+        count.0.load(std::sync::atomic::Ordering::Relaxed),
+        batches,
+        "each yield wakes itself"
+    );
+}
+
 /// Random messages, some fragmented with pings between, cut into random writes: the
 /// node receives every whole frame byte for byte and every fragmented message
 /// reassembled, in order; the inspector sees exactly the whole ones.
