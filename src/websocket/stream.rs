@@ -208,23 +208,25 @@ where
         Ok(())
     }
 
-    /// Queues the owed pong and writes the write buffer out.
+    /// Writes the write buffer out, then the owed pong. The pong is encoded only once
+    /// the buffer is out: until then a later ping's pong replaces it, so a peer that
+    /// pings and never reads holds one pong here, not one per ping.
     fn poll_send_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if let Some(payload) = self.pong.take() {
-            if !self.close_sent {
-                self.encode(OpCode::Pong, &payload)?;
+        loop {
+            while self.written < self.wbuf.len() {
+                let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
+                }
+                self.written += n;
+            }
+            self.wbuf = Vec::new();
+            self.written = 0;
+            match self.pong.take() {
+                Some(payload) if !self.close_sent => self.encode(OpCode::Pong, &payload)?,
+                _ => return Poll::Ready(Ok(())),
             }
         }
-        while self.written < self.wbuf.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
-            }
-            self.written += n;
-        }
-        self.wbuf = Vec::new();
-        self.written = 0;
-        Poll::Ready(Ok(()))
     }
 
     /// Writes and flushes what is queued, if anything (a TLS stream may hold written

@@ -221,3 +221,37 @@ async fn a_peer_that_does_not_read_stops_the_writer_at_one_message() {
     let (op, payload) = tokio::join!(ws.flush(), server_frame(&mut raw)).1;
     assert_eq!((op, payload.len()), (0x81, 10_000));
 }
+
+#[tokio::test]
+async fn a_peer_that_pings_and_never_reads_costs_one_pong_not_one_per_ping() {
+    // A 64-byte pipe the peer never reads: the first pong fills it.
+    let (mut ws, mut raw) = browser_leg(64);
+    let pings = 10_000;
+    let mut wire = Vec::new();
+    for i in 0..pings {
+        wire.extend(client_frame(true, 0x9, format!("{i:0>100}").as_bytes()));
+    }
+    wire.extend(client_frame(true, 0x1, b"last"));
+    let (_, received) = tokio::join!(
+        async {
+            // The gateway side reads (the pipe's other direction) while this writes.
+            tokio::io::AsyncWriteExt::write_all(&mut raw, &wire)
+                .await
+                .expect("write");
+            raw
+        },
+        async {
+            let mut got = 0;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Ping(_))) => got += 1,
+                    Some(Ok(Message::Text(t))) if t.as_str() == "last" => break got,
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    );
+    assert_eq!(received, pings);
+    let held = ws.buffered_capacity();
+    assert!(held < 1024, "{held} bytes held for {pings} pings");
+}
