@@ -4,8 +4,8 @@
 //!
 //! Reads of up to [`STACK_READ_BYTES`] land in a buffer on the thread's stack and only
 //! the bytes that arrived are copied to the heap, so an idle stream owns no read
-//! buffer; a frame larger than that is read straight into a heap buffer of its exact
-//! size. Parsed frames are cut off that buffer without a copy and the buffer is let go
+//! buffer; a frame larger than that is read straight into a heap buffer that grows with
+//! what arrived, up to the frame's exact size. Parsed frames are cut off that buffer without a copy and the buffer is let go
 //! as soon as it is empty. Encoded frames wait in a write buffer that is freed once the
 //! socket took all of it.
 
@@ -27,6 +27,9 @@ use super::{Error, Role};
 
 /// The stack buffer of one read: a TLS record's worth.
 const STACK_READ_BYTES: usize = 16 * 1024;
+
+/// The least a large frame's buffer grows by at a time.
+const GROWTH_FLOOR_BYTES: usize = 4 * STACK_READ_BYTES;
 
 /// Frames one `poll_next` reads before it yields: a peer sending a stream of tiny
 /// fragments must not hold its thread (the relay's own bound counts messages).
@@ -148,8 +151,11 @@ where
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
         let missing = want.saturating_sub(self.rbuf.len());
         if missing > STACK_READ_BYTES {
-            // A large frame: its exact size on the heap, read into directly.
-            self.rbuf.reserve(missing);
+            // A large frame: read straight into the heap, which grows with what arrived
+            // (doubling, never past the frame's end), so a header that announces a large
+            // payload and sends none of it costs its sender as much as it costs us.
+            let step = missing.min(self.rbuf.len().max(GROWTH_FLOOR_BYTES));
+            self.rbuf.reserve(step);
             return tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf);
         }
         let mut storage = [MaybeUninit::<u8>::uninit(); STACK_READ_BYTES];

@@ -255,3 +255,36 @@ async fn a_peer_that_pings_and_never_reads_costs_one_pong_not_one_per_ping() {
     let held = ws.buffered_capacity();
     assert!(held < 1024, "{held} bytes held for {pings} pings");
 }
+
+#[tokio::test]
+async fn a_large_frame_announced_but_not_sent_holds_memory_in_step_with_what_arrived() {
+    let (mut ws, mut raw) = browser_leg(1 << 20);
+    let announced = 900_000usize;
+    let mut wire = client_frame(true, 0x1, &vec![b'x'; announced]);
+    let header = wire.len() - announced;
+    // The header and the first 100 bytes; the rest is never sent.
+    wire.truncate(header + 100);
+    raw.write_all(&wire).await.expect("write");
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    assert!(Pin::new(&mut ws).poll_next(&mut cx).is_pending());
+    let held = ws.buffered_capacity();
+    assert!(
+        held <= 2 * GROWTH_FLOOR_BYTES,
+        "{held} bytes held for 100 received"
+    );
+    // And a frame that does arrive whole is read whole, however it grew.
+    let (mut ws, mut raw) = browser_leg(1 << 20);
+    let text = "y".repeat(announced);
+    let (_, got) = tokio::join!(
+        async {
+            raw.write_all(&client_frame(true, 0x1, text.as_bytes()))
+                .await
+                .expect("write");
+            raw
+        },
+        ws.next()
+    );
+    assert!(matches!(got, Some(Ok(Message::Text(t))) if t.as_str() == text));
+    assert_eq!(ws.buffered_capacity(), 0);
+}
