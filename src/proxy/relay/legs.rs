@@ -4,7 +4,7 @@
 use std::task::{ready, Context, Poll};
 
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::Pump;
 use crate::proxy::close::EndReason;
@@ -23,7 +23,8 @@ impl Pump<'_> {
 
     /// Relays the browser's frames to the node as they come, until one needs the
     /// pump (a message stopped by the policy, a reassembled one, a close); `Ready(n)`
-    /// is progress (`n` messages moved), `Ready(Err)` ends the session.
+    /// is progress (`n` messages moved, at least one so that the pump's own bound holds
+    /// whatever the frames were), `Ready(Err)` ends the session.
     pub(super) fn relay_up(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, EndReason>> {
         let Pump {
             browser,
@@ -32,6 +33,7 @@ impl Pump<'_> {
             calls,
             counters,
             bytes_up,
+            to_node,
             ..
         } = self;
         let (mut moved, mut noted, mut stopped) = (0, false, None);
@@ -55,63 +57,54 @@ impl Pump<'_> {
             Pass::Forward
         };
         let relayed = ready!(browser.poll_relay(cx, &mut **node, &mut inspect));
+        // A fragmented message comes back reassembled: the same inspection, then it
+        // goes to the node whole, as one frame.
+        let end = match relayed {
+            Ok(Relayed::Frames | Relayed::Stopped) => None,
+            Ok(Relayed::Message(Message::Text(text))) => {
+                if inspect(Data::Text(&text)) == Pass::Forward {
+                    *to_node = Some(Message::Text(text));
+                }
+                None
+            }
+            Ok(Relayed::Message(Message::Binary(bytes))) => {
+                inspect(Data::Binary(bytes.len()));
+                *to_node = Some(Message::Binary(bytes));
+                None
+            }
+            Ok(Relayed::Message(Message::Close(frame))) => Some(EndReason::BrowserClosed(frame)),
+            // Answered or consumed by the stream; never handed on.
+            Ok(Relayed::Message(_)) => None,
+            Ok(Relayed::End) => Some(EndReason::BrowserGone),
+            Err(RelayError::Read(e)) => Some(browser_read_end(Some(e))),
+            Err(RelayError::Write(_)) => Some(EndReason::NodeGone),
+        };
         self.watch.heard(Instant::now());
         if noted {
             self.note_calls();
         }
         self.flush_node = true;
-        let msg = match relayed {
-            // At least one: the pump's own bound then holds whatever the frames were.
-            Ok(Relayed::Frames) => return Poll::Ready(Ok(moved.max(1))),
-            Ok(Relayed::Stopped) => {
-                if let Some(verdict) = stopped {
-                    self.follow(verdict, None);
-                }
-                return Poll::Ready(Ok(moved + 1));
-            }
-            Ok(Relayed::End) => return Poll::Ready(Err(EndReason::BrowserGone)),
-            Err(RelayError::Read(e)) => return Poll::Ready(Err(browser_read_end(Some(e)))),
-            Err(RelayError::Write(_)) => return Poll::Ready(Err(EndReason::NodeGone)),
-            Ok(Relayed::Message(msg)) => msg,
-        };
-        match msg {
-            Message::Close(frame) => return Poll::Ready(Err(EndReason::BrowserClosed(frame))),
-            // A fragmented message, reassembled: checked whole and sent as one frame.
-            Message::Text(text) => {
-                let verdict = self.policy.check(&text);
-                self.follow(verdict, Some(text));
-            }
-            Message::Binary(bytes) => {
-                self.counters.to_node.count(bytes.len());
-                self.bytes_up += bytes.len() as u64;
-                self.to_node = Some(Message::Binary(bytes));
-            }
-            // Answered or consumed by the stream; never handed on.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        if let Some(verdict) = stopped {
+            self.follow(verdict);
+            moved += 1;
         }
-        Poll::Ready(Ok(moved + 1))
+        Poll::Ready(match end {
+            Some(reason) => Err(reason),
+            None => Ok(moved.max(1)),
+        })
     }
 
-    /// Acts on the policy's verdict about a browser text the relay did not pass on
-    /// (`text`: the reassembled message, when it was fragmented).
-    fn follow(&mut self, verdict: Verdict, text: Option<Utf8Bytes>) {
+    /// Acts on the policy's verdict about a browser text the relay kept from the node.
+    fn follow(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Answer(reply) => self.local = Some(Message::text(reply)),
-            Verdict::Forward => {
-                if let Some(text) = text {
-                    if self.calls.on_message(From::Browser, &text) {
-                        self.note_calls();
-                    }
-                    self.counters.to_node.count(text.len());
-                    self.bytes_up += text.len() as u64;
-                    self.to_node = Some(Message::Text(text));
-                }
-            }
             Verdict::ForwardLogin(stamped) => {
                 self.counters.to_node.count(stamped.len());
                 self.bytes_up += stamped.len() as u64;
                 self.to_node = Some(Message::text(stamped));
             }
+            // Passed on by the relay itself.
+            Verdict::Forward => {}
         }
     }
 
@@ -123,6 +116,7 @@ impl Pump<'_> {
             calls,
             counters,
             bytes_down,
+            to_browser,
             ..
         } = self;
         let (mut moved, mut noted) = (0, false);
@@ -140,29 +134,30 @@ impl Pump<'_> {
             Pass::Forward
         };
         let relayed = ready!(node.poll_relay(cx, &mut **browser, &mut inspect));
+        let end = match relayed {
+            Ok(Relayed::Frames | Relayed::Stopped) => None,
+            Ok(Relayed::Message(Message::Text(text))) => {
+                inspect(Data::Text(&text));
+                *to_browser = Some(Message::Text(text));
+                None
+            }
+            Ok(Relayed::Message(Message::Binary(bytes))) => {
+                inspect(Data::Binary(bytes.len()));
+                *to_browser = Some(Message::Binary(bytes));
+                None
+            }
+            Ok(Relayed::Message(Message::Close(frame))) => Some(EndReason::NodeClosed(frame)),
+            Ok(Relayed::Message(_)) => None,
+            Ok(Relayed::End) | Err(RelayError::Read(_)) => Some(EndReason::NodeGone),
+            Err(RelayError::Write(_)) => Some(EndReason::BrowserGone),
+        };
         if noted {
             self.note_calls();
         }
         self.flush_browser = true;
-        match relayed {
-            Ok(Relayed::Frames | Relayed::Stopped) => Poll::Ready(Ok(moved.max(1))),
-            Ok(Relayed::End) | Err(RelayError::Read(_)) => Poll::Ready(Err(EndReason::NodeGone)),
-            Err(RelayError::Write(_)) => Poll::Ready(Err(EndReason::BrowserGone)),
-            Ok(Relayed::Message(Message::Close(frame))) => {
-                Poll::Ready(Err(EndReason::NodeClosed(frame)))
-            }
-            Ok(Relayed::Message(msg @ (Message::Text(_) | Message::Binary(_)))) => {
-                if let Message::Text(text) = &msg {
-                    if self.calls.on_message(From::Node, text) {
-                        self.note_calls();
-                    }
-                }
-                self.counters.to_browser.count(msg.len());
-                self.bytes_down += msg.len() as u64;
-                self.to_browser = Some(msg);
-                Poll::Ready(Ok(moved + 1))
-            }
-            Ok(Relayed::Message(_)) => Poll::Ready(Ok(moved)),
-        }
+        Poll::Ready(match end {
+            Some(reason) => Err(reason),
+            None => Ok(moved.max(1)),
+        })
     }
 }
