@@ -138,11 +138,7 @@ where
                 Decoded::Need(want) => want,
             };
             if ready!(self.poll_fill(cx, want))? == 0 {
-                return Poll::Ready(if self.rbuf.is_empty() && !self.reader.in_message() {
-                    Ok(None)
-                } else {
-                    Err(Error::Io(io::ErrorKind::UnexpectedEof.into()))
-                });
+                return Poll::Ready(self.end_of_stream().map(|()| None));
             }
         }
     }
@@ -167,18 +163,36 @@ where
 
     /// Owes a pong for a ping, or replies to a close; hands the message on.
     fn received(&mut self, msg: Message, cx: &mut Context<'_>) -> Message {
-        match &msg {
+        if self.answer_control(&msg) {
+            // A failed write shows on the next read or write.
+            let _ = self.poll_flush_owed(cx);
+        }
+        msg
+    }
+
+    /// Owes a pong for a ping, or queues the reply to a close (which ends reading);
+    /// `true` when `msg` was either. The caller sends what is owed.
+    fn answer_control(&mut self, msg: &Message) -> bool {
+        match msg {
             Message::Ping(payload) => self.pong = Some(payload.clone()),
             Message::Close(frame) => {
                 self.read_done = true;
                 // RFC 6455 §5.5.1: the reply carries the peer's code (and reason).
                 let _ = self.queue_close(frame.as_ref());
             }
-            _ => return msg,
+            _ => return false,
         }
-        // A failed write shows on the next read or write.
-        let _ = self.poll_flush_owed(cx);
-        msg
+        true
+    }
+
+    /// Why the stream ended when its peer closed the socket: cleanly at a message
+    /// boundary, or cut inside a frame or a fragmented message.
+    fn end_of_stream(&self) -> Result<(), Error> {
+        if self.rbuf.is_empty() && !self.reader.in_message() {
+            Ok(())
+        } else {
+            Err(Error::Io(io::ErrorKind::UnexpectedEof.into()))
+        }
     }
 
     fn queue_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), Error> {
@@ -219,12 +233,9 @@ where
     /// pings and never reads holds one pong here, not one per ping.
     fn poll_send_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            while self.written < self.wbuf.len() {
-                let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.written..]))?;
-                if n == 0 {
-                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
-                }
-                self.written += n;
+            self.written += write_some(&mut self.io, cx, &self.wbuf[self.written..])?;
+            if self.written < self.wbuf.len() {
+                return Poll::Pending;
             }
             self.wbuf = Vec::new();
             self.written = 0;
@@ -248,6 +259,24 @@ where
         ready!(self.poll_send_queued(cx))?;
         Poll::Ready(ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(Error::Io))
     }
+}
+
+/// Writes `bytes` to `io` until it took them all or would block (its waker is then
+/// registered); how many it took.
+fn write_some<S>(io: &mut S, cx: &mut Context<'_>, bytes: &[u8]) -> io::Result<usize>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match Pin::new(&mut *io).poll_write(cx, &bytes[sent..]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => sent += n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => break,
+        }
+    }
+    Ok(sent)
 }
 
 impl<S> Stream for WsStream<S>

@@ -11,7 +11,6 @@
 //! message. Every header passes the same checks as [`WsStream::poll_next`] before its
 //! payload is read.
 
-use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -20,7 +19,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{WsStream, FRAMES_PER_POLL, STACK_READ_BYTES};
+use super::{write_some, WsStream, FRAMES_PER_POLL, STACK_READ_BYTES};
 use crate::websocket::frame::{self, OpCode};
 use crate::websocket::Error;
 
@@ -286,19 +285,11 @@ where
             if let Some(key) = header.mask {
                 frame::apply_mask(payload, key);
             }
-            match self.reader.push(&header, BytesMut::from(&payload[..]))? {
-                None | Some(Message::Pong(_)) => {}
-                Some(Message::Ping(data)) => self.pong = Some(data),
-                Some(msg @ Message::Close(_)) => {
-                    self.read_done = true;
-                    if let Message::Close(close) = &msg {
-                        // RFC 6455 §5.5.1: the reply carries the peer's code (and reason).
-                        let _ = self.queue_close(close.as_ref());
-                    }
-                    scan.stop = Some(Relayed::Message(msg));
-                    break;
-                }
-                Some(msg) => {
+            // Pings and pongs end here; a close or a reassembled message goes to the
+            // caller (`poll_relay` sends the pong or the close reply owed).
+            if let Some(msg) = self.reader.push(&header, BytesMut::from(&payload[..]))? {
+                self.answer_control(&msg);
+                if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
                     scan.stop = Some(Relayed::Message(msg));
                     break;
                 }
@@ -316,30 +307,21 @@ where
         if self.close_sent {
             return Err(Error::Closed);
         }
-        let mut sent = 0;
-        if self.wbuf.is_empty() {
-            while sent < bytes.len() {
-                match Pin::new(&mut self.io).poll_write(cx, &bytes[sent..]) {
-                    Poll::Ready(Ok(0)) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => sent += n,
-                    Poll::Ready(Err(e)) => return Err(Error::Io(e)),
-                    Poll::Pending => break,
-                }
-            }
-        }
+        let sent = match self.wbuf.is_empty() {
+            true => write_some(&mut self.io, cx, bytes)?,
+            false => 0,
+        };
         self.wbuf.extend_from_slice(&bytes[sent..]);
         Ok(())
     }
 
     fn at_eof(&mut self) -> Poll<Result<Relayed, RelayError>> {
         self.read_done = true;
-        Poll::Ready(if self.rbuf.is_empty() && !self.reader.in_message() {
-            Ok(Relayed::End)
-        } else {
-            Err(RelayError::Read(Error::Io(
-                io::ErrorKind::UnexpectedEof.into(),
-            )))
-        })
+        Poll::Ready(
+            self.end_of_stream()
+                .map(|()| Relayed::End)
+                .map_err(RelayError::Read),
+        )
     }
 
     fn failed(&mut self, e: Error) -> Poll<Result<Relayed, RelayError>> {

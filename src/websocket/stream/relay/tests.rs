@@ -339,7 +339,9 @@ async fn eof_between_frames_ends_and_inside_one_is_an_error() {
         .expect("write");
     drop(l.browser_raw);
     match relay_once(&mut l.browser, &mut l.node, "").await.result {
-        Err(RelayError::Read(Error::Io(e))) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+        Err(RelayError::Read(Error::Io(e))) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof)
+        }
         other => panic!("{other:?}"),
     }
 }
