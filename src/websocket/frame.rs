@@ -176,6 +176,19 @@ pub fn header(
     (head, at)
 }
 
+/// A masking key for a frame the gateway sends to a node: from the thread's CSPRNG, as
+/// RFC 6455 §5.3 asks ("a strong source of entropy"), so no client can predict it.
+pub fn new_mask() -> [u8; 4] {
+    // One draw: an array would be drawn a byte at a time.
+    rand::random::<u32>().to_ne_bytes()
+}
+
+/// The key that turns a payload masked with `old` into the same payload masked with
+/// `new`, in one pass of [`apply_mask`].
+pub fn rekey(old: [u8; 4], new: [u8; 4]) -> [u8; 4] {
+    std::array::from_fn(|i| old[i] ^ new[i])
+}
+
 /// XORs `buf` with `key`, starting at key byte 0 (masking and unmasking are the same).
 /// Eight bytes at a time: this runs over every byte a browser sends.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
@@ -272,6 +285,19 @@ mod tests {
                 .collect();
             assert_eq!(data, expected, "{len}");
             apply_mask(&mut data, key);
+            assert_eq!(data, plain, "{len}");
+        }
+    }
+
+    #[test]
+    fn a_rekeyed_payload_is_the_payload_under_the_new_key() {
+        let (old, new) = ([0x37, 0xfa, 0x21, 0x3d], [0x00, 0x81, 0xff, 0x12]);
+        for len in 0..40 {
+            let plain: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(7)).collect();
+            let mut data = plain.clone();
+            apply_mask(&mut data, old);
+            apply_mask(&mut data, rekey(old, new));
+            apply_mask(&mut data, new);
             assert_eq!(data, plain, "{len}");
         }
     }

@@ -215,7 +215,7 @@ where
             return Err(Error::Protocol("control frame over 125 bytes"));
         }
         let mask = match self.role {
-            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Client => Some(frame::new_mask()),
             Role::Server => None,
         };
         self.wbuf.reserve(frame::MAX_HEADER_BYTES + payload.len());

@@ -1,11 +1,14 @@
 //! Frame relay: a whole, unfragmented data frame goes from one stream's socket to the
-//! other's as it arrived, header re-encoded in place and payload untouched (a browser's
-//! frame keeps its own mask on the way to the node), so relaying a message allocates
+//! other's as it arrived, header re-encoded in place, so relaying a message allocates
 //! nothing and copies nothing beyond the read itself.
 //!
 //! Only what is safe to pass through does: a final text or binary frame outside a
-//! fragmented message. Text is unmasked in place for the inspector and the UTF-8 check,
-//! then masked again with the same key. Control frames are answered here and never
+//! fragmented message. Text is unmasked in place for the inspector and the UTF-8 check.
+//! A browser's frame goes to the node under a key of the gateway's own, never the
+//! browser's: masking exists so that whoever writes a payload cannot choose the bytes
+//! on the wire (RFC 6455 §10.3), and a raw client chooses its key, zero included. Text
+//! is masked with the new key where it was unmasked; binary is re-keyed in one pass (the
+//! old key XOR the new). Control frames are answered here and never
 //! forwarded; fragments are reassembled by the [`Assembler`] and handed to the caller
 //! as one [`Message`], so a node never sees a control frame inside a fragmented
 //! message. Every header passes the same checks as [`WsStream::poll_next`] before its
@@ -27,7 +30,7 @@ use crate::websocket::Error;
 #[derive(Debug)]
 pub enum Data<'a> {
     Text(&'a str),
-    /// A binary message of this many bytes (its payload is not unmasked).
+    /// A binary message of this many bytes (its payload is not shown).
     Binary(usize),
 }
 
@@ -252,18 +255,25 @@ where
             let text = header.opcode == OpCode::Text;
             if whole && (text || header.opcode == OpCode::Binary) {
                 let payload = &mut buf[body..end];
+                // Masked frames come from a browser and go to a node (`check` holds
+                // each role to its side of that): under a fresh key.
+                let out_mask = header.mask.map(|_| frame::new_mask());
                 let pass = if text {
                     if let Some(key) = header.mask {
                         frame::apply_mask(payload, key);
                     }
                     let text = std::str::from_utf8(payload).map_err(|_| Error::Utf8)?;
                     let pass = inspect(Data::Text(text));
-                    if let (Pass::Forward, Some(key)) = (pass, header.mask) {
+                    if let (Pass::Forward, Some(key)) = (pass, out_mask) {
                         frame::apply_mask(payload, key);
                     }
                     pass
                 } else {
-                    inspect(Data::Binary(len))
+                    let pass = inspect(Data::Binary(len));
+                    if let (Pass::Forward, Some(old), Some(new)) = (pass, header.mask, out_mask) {
+                        frame::apply_mask(payload, frame::rekey(old, new));
+                    }
+                    pass
                 };
                 if pass == Pass::Stop {
                     scan.stop = Some(Relayed::Stopped);
@@ -271,7 +281,7 @@ where
                 }
                 // The shortest header is never longer than the one received, so it
                 // fits in front of the payload where the old one ended.
-                let (head, head_len) = frame::header(header.opcode, header.mask, len);
+                let (head, head_len) = frame::header(header.opcode, out_mask, len);
                 let start = body - head_len;
                 buf[start..body].copy_from_slice(&head[..head_len]);
                 if start != scan.forward {

@@ -1,7 +1,8 @@
-//! The frame relay between a browser leg and a node leg over in-memory pipes: bytes
-//! pass as they came, headers are made minimal, control frames and fragments never
-//! reach the other side, stops keep order, bad input fails the read, and a slow peer
-//! holds its own sender without growing the gateway's buffers.
+//! The frame relay between a browser leg and a node leg over in-memory pipes: payloads
+//! pass as they came (a browser's under a key of the gateway's own), headers are made
+//! minimal, control frames and fragments never reach the other side, stops keep order,
+//! bad input fails the read, and a slow peer holds its own sender without growing the
+//! gateway's buffers.
 
 use std::future::poll_fn;
 
@@ -85,6 +86,56 @@ fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     frame_with(fin, opcode, payload, None, shortest(payload.len()))
 }
 
+/// One frame as a peer reads it: the first header byte (FIN, RSV, opcode), the length
+/// form (7, 16 or 64 bits) and the payload, unmasked.
+#[derive(Debug, PartialEq, Eq)]
+struct Read {
+    head: u8,
+    len_form: u8,
+    payload: Vec<u8>,
+}
+
+/// Splits `wire` into its frames; their masking keys come back apart.
+fn frames(wire: &[u8]) -> (Vec<Read>, Vec<Option<[u8; 4]>>) {
+    let (mut read, mut keys, mut at) = (Vec::new(), Vec::new(), 0);
+    while at < wire.len() {
+        let (header, header_len) = frame::parse(&wire[at..])
+            .expect("a valid header")
+            .expect("a whole header");
+        let end = at + header_len + header.len as usize;
+        let mut payload = wire[at + header_len..end].to_vec();
+        if let Some(key) = header.mask {
+            frame::apply_mask(&mut payload, key);
+        }
+        let len_form = match header_len - header.mask.map_or(0, |k| k.len()) {
+            2 => 7,
+            4 => 16,
+            _ => 64,
+        };
+        read.push(Read {
+            head: wire[at],
+            len_form,
+            payload,
+        });
+        keys.push(header.mask);
+        at = end;
+    }
+    (read, keys)
+}
+
+/// `got`, what the node read, is `sent`, what the browser wrote, frame for frame, with
+/// every frame masked under a key the browser did not choose.
+fn assert_rekeyed(got: &[u8], sent: &[u8]) {
+    let ((got, got_keys), (sent, sent_keys)) = (frames(got), frames(sent));
+    assert_eq!(got, sent);
+    for (theirs, ours) in sent_keys.iter().zip(&got_keys) {
+        assert!(
+            ours.is_some() && ours != theirs,
+            "the browser's key {theirs:?} reached the node"
+        );
+    }
+}
+
 /// What one relay call gave, and the messages the inspector saw.
 struct Outcome {
     result: Result<Relayed, RelayError>,
@@ -135,7 +186,7 @@ async fn nothing_more(raw: &mut DuplexStream) {
 }
 
 #[tokio::test]
-async fn browser_frames_reach_the_node_as_they_came_mask_included() {
+async fn browser_frames_reach_the_node_as_they_came_under_a_key_of_the_gateways_own() {
     let mut l = legs(1 << 16, 1 << 16);
     let mut wire = client_frame(true, 0x1, br#"{"method":"echo","id":1}"#);
     wire.extend(client_frame(true, 0x2, &[0, 1, 2, 3, 250]));
@@ -148,7 +199,7 @@ async fn browser_frames_reach_the_node_as_they_came_mask_included() {
         out.result
     );
     assert_eq!(out.seen, [r#"{"method":"echo","id":1}"#, "<5 bytes>", "é✓"]);
-    assert_eq!(read_exactly(&mut l.node_raw, wire.len()).await, wire);
+    assert_rekeyed(&read_exactly(&mut l.node_raw, wire.len()).await, &wire);
     assert_eq!(
         l.browser.buffered_capacity() + l.node.buffered_capacity(),
         0
@@ -190,7 +241,32 @@ async fn a_longer_length_form_than_needed_is_made_the_shortest_and_the_rest_kept
     assert!(matches!(out.result, Ok(Relayed::Frames)));
     let mut want = client_frame(true, 0x1, b"short");
     want.extend(frame_with(true, 0x1, b"also short", Some([9, 8, 7, 6]), 7));
-    assert_eq!(read_exactly(&mut l.node_raw, want.len()).await, want);
+    assert_rekeyed(&read_exactly(&mut l.node_raw, want.len()).await, &want);
+}
+
+/// A raw client picks its own key, zero included, so it would choose the bytes the node
+/// leg carries if its key went on: text and binary alike reach the node under a key
+/// of the gateway's, a different one per frame.
+#[tokio::test]
+async fn a_clients_chosen_key_never_reaches_the_node_not_even_zero() {
+    let mut l = legs(1 << 16, 1 << 16);
+    let plain = b"GET / HTTP/1.1\r\nHost: cache\r\n\r\n";
+    let mut wire = Vec::new();
+    for opcode in [0x1, 0x2, 0x1, 0x2] {
+        wire.extend(frame_with(true, opcode, plain, Some([0; 4]), 7));
+    }
+    l.browser_raw.write_all(&wire).await.expect("write");
+    let out = relay_once(&mut l.browser, &mut l.node, "").await;
+    assert!(matches!(out.result, Ok(Relayed::Frames)));
+    let got = read_exactly(&mut l.node_raw, wire.len()).await;
+    assert_rekeyed(&got, &wire);
+    let keys = frames(&got).1;
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "one key per frame: {keys:?}");
+    // Each frame's payload on the wire is not the client's bytes.
+    for at in (0..4).map(|i| i * (6 + plain.len())) {
+        assert_ne!(&got[at + 6..at + 6 + plain.len()], plain);
+    }
 }
 
 #[tokio::test]
@@ -221,7 +297,7 @@ async fn a_fragmented_message_comes_back_whole_and_its_pings_never_pass() {
     assert!(matches!(out.result, Ok(Relayed::Frames)));
     assert_eq!(out.seen, ["after"]);
     let after = client_frame(true, 0x1, b"after");
-    assert_eq!(read_exactly(&mut l.node_raw, after.len()).await, after);
+    assert_rekeyed(&read_exactly(&mut l.node_raw, after.len()).await, &after);
 }
 
 #[tokio::test]
@@ -243,12 +319,12 @@ async fn a_stop_relays_what_came_before_and_keeps_what_comes_after() {
         out.result
     );
     assert_eq!(out.seen, ["first", "login"]);
-    assert_eq!(read_exactly(&mut l.node_raw, first.len()).await, first);
+    assert_rekeyed(&read_exactly(&mut l.node_raw, first.len()).await, &first);
     nothing_more(&mut l.node_raw).await;
     let out = relay_once(&mut l.browser, &mut l.node, "login").await;
     assert!(matches!(out.result, Ok(Relayed::Frames)));
     assert_eq!(out.seen, ["last"]);
-    assert_eq!(read_exactly(&mut l.node_raw, last.len()).await, last);
+    assert_rekeyed(&read_exactly(&mut l.node_raw, last.len()).await, &last);
     assert_eq!(l.browser.buffered_capacity(), 0, "nothing left buffered");
 }
 
@@ -389,7 +465,7 @@ async fn a_node_that_stops_reading_holds_the_browser_and_not_the_gateways_memory
     poll_fn(|cx| l.node.poll_flush_all(cx))
         .await
         .expect("flushed");
-    assert_eq!(reader.await.expect("reader"), msg.repeat(10));
+    assert_rekeyed(&reader.await.expect("reader"), &msg.repeat(10));
     assert_eq!(
         l.browser.buffered_capacity() + l.node.buffered_capacity(),
         0
@@ -438,8 +514,8 @@ async fn a_stream_of_control_frames_yields_the_thread_between_batches() {
 }
 
 /// Random messages, some fragmented with pings between, cut into random writes: the
-/// node receives every whole frame byte for byte and every fragmented message
-/// reassembled, in order; the inspector sees exactly the whole ones.
+/// node receives every whole frame as it came (under a key of the gateway's) and every
+/// fragmented message reassembled, in order; the inspector sees exactly the whole ones.
 #[tokio::test]
 async fn random_streams_cut_anywhere_arrive_in_order_and_unchanged() {
     let mut rng = StdRng::seed_from_u64(0x5eed_f4a3);
@@ -501,11 +577,7 @@ async fn random_streams_cut_anywhere_arrive_in_order_and_unchanged() {
         }
         l.browser_raw = writer.await.expect("writer");
         assert_eq!(reassembled, fragmented, "round {round}");
-        assert_eq!(
-            read_exactly(&mut l.node_raw, whole_bytes).await,
-            expected,
-            "round {round}"
-        );
+        assert_rekeyed(&read_exactly(&mut l.node_raw, whole_bytes).await, &expected);
         nothing_more(&mut l.node_raw).await;
     }
 }
