@@ -10,7 +10,9 @@
 # strace slows the gateway down a lot, so the throughput and latency of a traced run
 # mean nothing: only the counts per round trip do. With --cpu nothing is traced: the
 # gateway's CPU time (user and kernel, from /proc/<pid>/stat) and context switches
-# (all its threads) are read around the same two passes instead, per round trip. Every process is started here, in
+# (all its threads) are read around the same two passes instead, per round trip, with
+# the TCP segments sent on the machine (all of it: both legs, every process), and the
+# pure ACKs among them. Every process is started here, in
 # the foreground, with its map, certificate and logs under a temp dir, and stopped by
 # its PID (trap on EXIT). Nothing else is touched.
 set -euo pipefail
@@ -30,8 +32,9 @@ Options:
   --duration S     load window, seconds (default 8)
   --sessions N     sessions (default 64 for throughput, 200 for steady)
   --rate R         steady: requests per second per session (default 10)
-  --cpu            CPU time and context switches per round trip instead of system
-                   calls (untraced passes, so the figures are of the real gateway)
+  --cpu            CPU time, context switches and TCP segments per round trip instead
+                   of system calls (untraced passes, so the figures are of the real
+                   gateway; segments are counted machine-wide)
 Environment:
   BENCH_BIN        the load generator (default target/release/vertogw-bench)
   BENCH_PORT_BASE  ports used: BASE+81 the node, +90 the admin API, +443 the gateway
@@ -177,14 +180,22 @@ traced() { # traced NAME ARGS...: bench NAME with `strace -c -f` on the gateway 
   grep -q ' total$' "$WORK/$name.strace" || { cat "$LOGS/strace.$name.log" >&2; die "strace wrote no summary for $name"; }
 }
 
-counters() { # utime stime (clock ticks) and voluntary, involuntary switches of the gateway
+net_counter() { # net_counter FILE PREFIX NAME: one counter of /proc/net/snmp or netstat
+  awk -v p="$2:" -v name="$3" '
+    $1 == p && !seen { for (i = 2; i <= NF; i++) col[$i] = i; seen = 1; next }
+    $1 == p { print $col[name] }' "$1"
+}
+
+counters() { # utime stime (clock ticks), voluntary and involuntary switches of the
+  # gateway, then the machine's TCP segments sent and pure ACKs received
   local stat
   stat=$(<"/proc/$GW_PID/stat")
   # Fields after the command name, which is in parentheses and may hold spaces.
   read -r -a f <<<"${stat##*) }"
   printf '%s %s ' "${f[11]}" "${f[12]}"
   cat /proc/"$GW_PID"/task/*/status |
-    awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v, n }'
+    awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { printf "%d %d ", v, n }'
+  echo "$(net_counter /proc/net/snmp Tcp OutSegs) $(net_counter /proc/net/netstat TcpExt TCPPureAcks)"
 }
 
 metered() { # metered NAME ARGS...: bench NAME with the gateway's counters read around it
@@ -226,13 +237,13 @@ echo "round trips: $RT (replies of the traced load pass; its requests: $(jq -r .
 if [ "$CPU" = 1 ]; then
   echo "note:        counters read around each whole pass (untraced); the login pass ($SESSIONS logins + closes) subtracted"
   echo
-  # Each .cpu file: utime stime voluntary involuntary, before then after.
+  # Each .cpu file: utime stime voluntary involuntary segments pure-ACKs, before then after.
   awk -v rt="$RT" -v hz="$(getconf CLK_TCK)" '
-    { for (i = 1; i <= 4; i++) d[FNR == NR ? "login" : "load", i] = $(i + 4) - $i }
+    { for (i = 1; i <= 6; i++) d[FNR == NR ? "login" : "load", i] = $(i + 6) - $i }
     END {
-      split("user CPU us|kernel CPU us|voluntary switches|involuntary switches", label, "|")
+      split("user CPU us|kernel CPU us|voluntary switches|involuntary switches|TCP segments sent|pure ACKs", label, "|")
       printf "%-22s %12s %12s %14s\n", "per round trip", "load pass", "login pass", "per round trip"
-      for (i = 1; i <= 4; i++) {
+      for (i = 1; i <= 6; i++) {
         scale = i <= 2 ? 1e6 / hz : 1
         printf "%-22s %12d %12d %14.3f\n", label[i], d["load", i], d["login", i], (d["load", i] - d["login", i]) * scale / rt
       }
