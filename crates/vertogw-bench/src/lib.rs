@@ -86,8 +86,14 @@
 //! - `cheapest`: the TLS 1.3 suite with the lowest `ns_per_record` at 200 bytes (null
 //!   when none was measured); `cheapest_by_size`: `[{bytes, suite, ns_per_record,
 //!   runner_up, margin_pct}]` (`margin_pct`: how much more the runner-up costs, %).
-//! - `negotiated`: `[{client, offers, negotiated}]`: the suite rustls' default client,
-//!   Chrome's order and Firefox's order get from the gateway's own server config.
+//! - `groups`: one entry per key exchange group (X25519, X25519MLKEM768, secp256r1):
+//!   `{group, suite, handshake_us, client_bytes, server_bytes}`: full handshakes with
+//!   AES-128-GCM, the client offering only that group to a server configured like the
+//!   gateway; the bytes each side sent in one handshake (the server's tickets included).
+//! - `negotiated`: `[{client, offers, negotiated, offers_groups, kx_group}]`: the suite
+//!   and key exchange group rustls' default client, Chrome's order and Firefox's order
+//!   (both offering X25519MLKEM768, X25519, secp256r1) get from the gateway's own
+//!   server config.
 #![forbid(unsafe_code)]
 
 use std::fmt;

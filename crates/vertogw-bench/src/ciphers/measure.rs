@@ -1,6 +1,7 @@
 //! The mechanism of `--mode ciphers`: a server and a client config restricted to one
-//! suite, full handshakes shuttled through a buffer in memory, and timed loops of one
-//! record sealed by the server and opened by the client.
+//! suite (or a client to one key exchange group), full handshakes shuttled through a
+//! buffer in memory, and timed loops of one record sealed by the server and opened by
+//! the client.
 
 use std::io::{Read, Write};
 use std::ops::RangeInclusive;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::client::Resumption;
-use rustls::crypto::{aws_lc_rs, CryptoProvider};
+use rustls::crypto::{aws_lc_rs, CryptoProvider, SupportedKxGroup};
 use rustls::version::{TLS12, TLS13};
 use rustls::{
     ClientConfig, ClientConnection, ConnectionCommon, HandshakeKind, RootCertStore, ServerConfig,
@@ -17,7 +18,7 @@ use rustls::{
 use rustls_pki_types::ServerName;
 use vertogw_net::tls::{certs_from_pem, key_from_pem, SelfSigned};
 
-use super::{CipherError, Negotiation, Suite, SERVER_NAME};
+use super::{CipherError, Group, Negotiation, Suite, SERVER_NAME};
 
 /// Flights a handshake may take before it counts as stalled (TLS 1.3 with tickets
 /// takes 3 exchanges, TLS 1.2 4).
@@ -45,6 +46,10 @@ const BROWSER_ORDERS: [(&str, [Suite; 3]); 2] = [
     ),
 ];
 
+/// The key exchange groups both browsers offer, in their order (Chrome since 131,
+/// Firefox since 132: the post-quantum hybrid first, with an X25519 share beside it).
+const BROWSER_GROUPS: [Group; 3] = [Group::X25519Mlkem768, Group::X25519, Group::Secp256r1];
+
 /// What one suite measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuiteMeasurement {
@@ -67,6 +72,10 @@ pub struct HandshakeMeasurement {
     pub client: Duration,
     /// The key exchange group negotiated.
     pub kx_group: String,
+    /// Bytes the client sent in one handshake (the last one timed).
+    pub client_bytes: usize,
+    /// Bytes the server sent in it (its tickets included).
+    pub server_bytes: usize,
 }
 
 /// Timed records of one suite and size.
@@ -99,11 +108,13 @@ pub struct Pair {
     server: ServerConnection,
 }
 
-/// CPU time spent by each side.
+/// CPU time spent and bytes sent by each side.
 #[derive(Debug, Default, Clone, Copy)]
 struct Sides {
     server: Duration,
     client: Duration,
+    server_bytes: usize,
+    client_bytes: usize,
 }
 
 impl Endpoints {
@@ -123,6 +134,23 @@ impl Endpoints {
         })
     }
 
+    /// A server like the gateway's (every group of the provider, the client's choice)
+    /// and a client offering only `group`, both with AES-128-GCM only.
+    pub fn with_group(group: Group, cert: &SelfSigned) -> Result<Endpoints, CipherError> {
+        let suite = Suite::Aes128Gcm;
+        let server = provider(&[suite.supported()]);
+        let client = Arc::new(CryptoProvider {
+            kx_groups: vec![group.supported()],
+            ..(*server).clone()
+        });
+        Ok(Endpoints {
+            server: server_config(server, &TLS13, cert)?,
+            client: client_config(client, &[&TLS13], cert)?,
+            name: server_name()?,
+            expect: Some(suite),
+        })
+    }
+
     /// One full handshake in memory; the pair and the time each side spent.
     fn handshake(&self, wire: &mut Vec<u8>) -> Result<(Pair, Sides), CipherError> {
         let mut sides = Sides::default();
@@ -136,8 +164,10 @@ impl Endpoints {
         .map_err(rustls_err("server connection"))?;
         for _ in 0..MAX_FLIGHTS {
             let sent = timed(&mut sides.client, || send(&mut client, wire))?;
+            sides.client_bytes += wire.len();
             timed(&mut sides.server, || receive(&mut server, wire))?;
             let answered = timed(&mut sides.server, || send(&mut server, wire))?;
+            sides.server_bytes += wire.len();
             timed(&mut sides.client, || receive(&mut client, wire))?;
             if !sent && !answered && !client.is_handshaking() && !server.is_handshaking() {
                 let pair = Pair { client, server };
@@ -176,16 +206,17 @@ pub fn handshakes(ends: &Endpoints, count: u32) -> Result<HandshakeMeasurement, 
         if i >= WARMUP_HANDSHAKES {
             total.server += sides.server;
             total.client += sides.client;
+            (total.server_bytes, total.client_bytes) = (sides.server_bytes, sides.client_bytes);
         }
-        if let Some(group) = pair.server.negotiated_key_exchange_group() {
-            kx_group = format!("{:?}", group.name());
-        }
+        kx_group = group_name(pair.server.negotiated_key_exchange_group());
     }
     Ok(HandshakeMeasurement {
         count,
         server: total.server,
         client: total.client,
         kx_group,
+        client_bytes: total.client_bytes,
+        server_bytes: total.server_bytes,
     })
 }
 
@@ -237,8 +268,9 @@ pub fn records(
     })
 }
 
-/// The suite each client order gets from the gateway's own server config (which
-/// follows the client's order): rustls' default client first, then the browsers'.
+/// The suite and group each client order gets from the gateway's own server config
+/// (which follows the client's order): rustls' default client first, then the
+/// browsers'.
 pub fn negotiations(cert: &SelfSigned) -> Result<Vec<Negotiation>, CipherError> {
     let (pem, key) = (cert.cert_pem.as_bytes(), cert.key_pem.as_bytes());
     let gateway = vertogw_net::tls::server_config_from_pem(pem, key, "self-signed")?;
@@ -246,16 +278,25 @@ pub fn negotiations(cert: &SelfSigned) -> Result<Vec<Negotiation>, CipherError> 
     let mut clients = vec![(
         "rustls default client".to_owned(),
         default.cipher_suites.clone(),
+        default.kx_groups.clone(),
     )];
     for (who, order) in BROWSER_ORDERS {
-        clients.push((who.to_owned(), order.map(Suite::supported).to_vec()));
+        let groups = BROWSER_GROUPS.map(Group::supported).to_vec();
+        clients.push((who.to_owned(), order.map(Suite::supported).to_vec(), groups));
     }
     let mut wire = Vec::new();
     let mut found = Vec::with_capacity(clients.len());
-    for (who, suites) in clients {
+    for (who, suites, kx_groups) in clients {
+        let offers = suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+        let offers_groups = kx_groups.iter().map(|g| group_name(Some(*g))).collect();
+        let client = Arc::new(CryptoProvider {
+            cipher_suites: suites,
+            kx_groups,
+            ..aws_lc_rs::default_provider()
+        });
         let ends = Endpoints {
             server: Arc::clone(&gateway),
-            client: client_config(provider(&suites), &[&TLS13, &TLS12], cert)?,
+            client: client_config(client, &[&TLS13, &TLS12], cert)?,
             name: server_name()?,
             expect: None,
         };
@@ -264,14 +305,20 @@ pub fn negotiations(cert: &SelfSigned) -> Result<Vec<Negotiation>, CipherError> 
             .server
             .negotiated_cipher_suite()
             .map_or_else(|| "none".to_owned(), |s| format!("{:?}", s.suite()));
-        let offers = suites.iter().map(|s| format!("{:?}", s.suite())).collect();
         found.push(Negotiation {
             client: who,
             offers,
             negotiated: got,
+            offers_groups,
+            kx_group: group_name(pair.server.negotiated_key_exchange_group()),
         });
     }
     Ok(found)
+}
+
+/// A group's name as rustls prints it, or `none`.
+fn group_name(group: Option<&dyn SupportedKxGroup>) -> String {
+    group.map_or_else(|| "none".to_owned(), |g| format!("{:?}", g.name()))
 }
 
 /// The server writes (and so seals) `payload`, the client reads the record and opens it

@@ -1,7 +1,9 @@
 //! `--mode ciphers`: what each cipher suite of the aws-lc-rs provider costs on this CPU,
 //! measured in process (no sockets): record protection (seal + open) of a typical Verto
-//! message and of a full record, the handshake's server and client CPU, and which suite
-//! rustls' default client and the browsers' orders negotiate with the gateway's config.
+//! message and of a full record, the handshake's server and client CPU, the handshake
+//! with each key exchange group (the post-quantum hybrid browsers offer first among
+//! them), and which suite and group rustls' default client and the browsers' orders
+//! negotiate with the gateway's config.
 //!
 //! Layout: this module (suites by name, settings and their bounds, the run's order);
 //! `measure` (the mechanism: configs, in-memory handshakes, timed record loops);
@@ -10,13 +12,15 @@
 use std::str::FromStr;
 
 use rustls::crypto::aws_lc_rs::cipher_suite as aws;
+use rustls::crypto::aws_lc_rs::kx_group;
+use rustls::crypto::SupportedKxGroup;
 use rustls::SupportedCipherSuite;
 
 mod measure;
 mod report;
 
 pub use report::{
-    CipherReport, HandshakeReport, Negotiation, RecordReport, SizeWinner, SuiteReport,
+    CipherReport, GroupReport, HandshakeReport, Negotiation, RecordReport, SizeWinner, SuiteReport,
 };
 
 use measure::{Endpoints, RecordMeasurement, SuiteMeasurement};
@@ -118,6 +122,41 @@ impl Suite {
         Suite::ALL
             .into_iter()
             .find(|s| s.supported().suite() == negotiated.suite())
+    }
+}
+
+/// A key exchange group whose handshakes this mode times, with AES-128-GCM (the suite
+/// browsers negotiate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// X25519: what the load generator offers first, and all OpenSSL 3.0 supports.
+    X25519,
+    /// The post-quantum hybrid current browsers offer first (X25519 and ML-KEM-768).
+    X25519Mlkem768,
+    /// NIST P-256.
+    Secp256r1,
+}
+
+impl Group {
+    /// Every group, in the order they are measured and reported.
+    pub const ALL: [Group; 3] = [Group::X25519, Group::X25519Mlkem768, Group::Secp256r1];
+
+    /// The group's name as rustls prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::X25519 => "X25519",
+            Group::X25519Mlkem768 => "X25519MLKEM768",
+            Group::Secp256r1 => "secp256r1",
+        }
+    }
+
+    /// The provider's implementation.
+    pub fn supported(self) -> &'static dyn SupportedKxGroup {
+        match self {
+            Group::X25519 => kx_group::X25519,
+            Group::X25519Mlkem768 => kx_group::X25519MLKEM768,
+            Group::Secp256r1 => kx_group::SECP256R1,
+        }
     }
 }
 
@@ -240,9 +279,24 @@ pub fn run(config: &CipherConfig) -> Result<CipherReport, CipherError> {
         tracing::info!(suite = suite.name(), "ciphers: measuring");
         measured.push(measure_suite(suite, &cert, config)?);
     }
+    let mut groups = Vec::with_capacity(Group::ALL.len());
+    for group in Group::ALL {
+        tracing::info!(group = group.name(), "ciphers: measuring");
+        let ends = Endpoints::with_group(group, &cert)?;
+        let measured = measure::handshakes(&ends, config.handshakes)?;
+        if measured.kx_group != group.name() {
+            return Err(CipherError::Protocol(format!(
+                "a client offering only {} negotiated {}",
+                group.name(),
+                measured.kx_group
+            )));
+        }
+        groups.push((group, measured));
+    }
     let negotiations = measure::negotiations(&cert)?;
     Ok(CipherReport::new(
         measured,
+        groups,
         negotiations,
         cpu_model(),
         aes_hw(),

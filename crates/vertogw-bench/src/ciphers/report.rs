@@ -1,13 +1,14 @@
 //! The `--mode ciphers` report: per suite and record size what one record costs, the
-//! handshake's CPU per side, the cheapest suite, and what each client order negotiates
-//! with the gateway; printed as one JSON object or as a short table.
+//! handshake's CPU per side (per suite, and per key exchange group), the cheapest suite,
+//! and what each client order negotiates with the gateway; printed as one JSON object
+//! or as a short table.
 
 use std::fmt;
 
 use serde::Serialize;
 
 use super::measure::{HandshakeMeasurement, RecordMeasurement, SuiteMeasurement};
-use super::{Suite, MESSAGE_BYTES};
+use super::{Group, Suite, MESSAGE_BYTES};
 
 /// Everything `--mode ciphers` measured; the keys are documented in the crate doc.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +25,8 @@ pub struct CipherReport {
     pub cheapest: Option<&'static str>,
     /// The cheapest TLS 1.3 suite for each record size.
     pub cheapest_by_size: Vec<SizeWinner>,
+    /// One entry per key exchange group measured, in order.
+    pub groups: Vec<GroupReport>,
     /// What each client order negotiates with the gateway's server config.
     pub negotiated: Vec<Negotiation>,
 }
@@ -41,6 +44,21 @@ pub struct SuiteReport {
     pub records: Vec<RecordReport>,
     /// Mean CPU of a full handshake.
     pub handshake_us: HandshakeReport,
+}
+
+/// A full handshake's cost with one key exchange group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupReport {
+    /// The group's name as rustls prints it.
+    pub group: &'static str,
+    /// The suite its handshakes used.
+    pub suite: &'static str,
+    /// Mean CPU of a full handshake.
+    pub handshake_us: HandshakeReport,
+    /// Bytes the client sent in one handshake.
+    pub client_bytes: usize,
+    /// Bytes the server sent in one handshake (session tickets included).
+    pub server_bytes: usize,
 }
 
 /// What one record of one size costs.
@@ -90,7 +108,7 @@ pub struct SizeWinner {
     pub margin_pct: Option<f64>,
 }
 
-/// The suite a client order gets from the gateway's server config.
+/// The suite and group a client order gets from the gateway's server config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Negotiation {
     /// Whose order.
@@ -99,12 +117,17 @@ pub struct Negotiation {
     pub offers: Vec<String>,
     /// The suite the server chose.
     pub negotiated: String,
+    /// The key exchange groups offered, in order.
+    pub offers_groups: Vec<String>,
+    /// The group the server chose.
+    pub kx_group: String,
 }
 
 impl CipherReport {
     /// Assembles the report from the measurements.
     pub fn new(
         measured: Vec<SuiteMeasurement>,
+        groups: Vec<(Group, HandshakeMeasurement)>,
         negotiated: Vec<Negotiation>,
         cpu_model: Option<String>,
         aes_hw: Option<bool>,
@@ -131,6 +154,16 @@ impl CipherReport {
             suites,
             cheapest,
             cheapest_by_size,
+            groups: groups
+                .iter()
+                .map(|(group, h)| GroupReport {
+                    group: group.name(),
+                    suite: Suite::Aes128Gcm.name(),
+                    handshake_us: handshake_report(h),
+                    client_bytes: h.client_bytes,
+                    server_bytes: h.server_bytes,
+                })
+                .collect(),
             negotiated,
         }
     }
@@ -264,6 +297,24 @@ impl fmt::Display for CipherReport {
                 s.suite, h.server, h.client, h.pair, s.kx_group
             )?;
         }
+        if let Some(first) = self.groups.first() {
+            writeln!(
+                f,
+                "{:<40} {:>9} {:>9} {:>9}  bytes client / server",
+                format!("full handshake ({}), mean µs", short_suite(first.suite)),
+                "server",
+                "client",
+                "pair"
+            )?;
+        }
+        for g in &self.groups {
+            let h = &g.handshake_us;
+            writeln!(
+                f,
+                "{:<40} {:>9.1} {:>9.1} {:>9.1}  {} / {}",
+                g.group, h.server, h.client, h.pair, g.client_bytes, g.server_bytes
+            )?;
+        }
         for w in &self.cheapest_by_size {
             write!(
                 f,
@@ -278,10 +329,15 @@ impl fmt::Display for CipherReport {
         for n in &self.negotiated {
             writeln!(
                 f,
-                "{} against the gateway's config (client order) → {}",
-                n.client, n.negotiated
+                "{} against the gateway's config (client order) → {}, {}",
+                n.client, n.negotiated, n.kx_group
             )?;
         }
         Ok(())
     }
+}
+
+/// `TLS13_AES_128_GCM_SHA256` → `AES_128_GCM_SHA256`.
+fn short_suite(name: &str) -> &str {
+    name.strip_prefix("TLS13_").unwrap_or(name)
 }

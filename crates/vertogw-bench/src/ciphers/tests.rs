@@ -116,6 +116,8 @@ fn measured(suite: Suite, ns_200: u64, ns_16k: u64) -> SuiteMeasurement {
             server: Duration::from_micros(1500),
             client: Duration::from_micros(2500),
             kx_group: "X25519".into(),
+            client_bytes: 300,
+            server_bytes: 900,
         },
         records: vec![
             record(MESSAGE_BYTES, ns_200),
@@ -132,10 +134,23 @@ fn report() -> CipherReport {
             measured(Suite::Chacha20Poly1305, 600, 9000),
             measured(Suite::Tls12EcdsaAes128Gcm, 100, 100),
         ],
+        vec![(
+            Group::X25519Mlkem768,
+            HandshakeMeasurement {
+                count: 4,
+                server: Duration::from_micros(400),
+                client: Duration::from_micros(600),
+                kx_group: "X25519MLKEM768".into(),
+                client_bytes: 1500,
+                server_bytes: 1300,
+            },
+        )],
         vec![Negotiation {
             client: "rustls default client".into(),
             offers: vec!["TLS13_AES_256_GCM_SHA384".into()],
             negotiated: "TLS13_AES_256_GCM_SHA384".into(),
+            offers_groups: vec!["X25519".into()],
+            kx_group: "X25519".into(),
         }],
         Some("Test CPU".into()),
         Some(true),
@@ -154,6 +169,14 @@ fn the_report_turns_totals_into_means_and_rates() {
     let h = &r.suites[0].handshake_us;
     assert_eq!((h.server, h.client, h.pair), (150.0, 250.0, 400.0));
     assert_eq!(r.suites[3].protocol, "TLSv1.2");
+    let g = &r.groups[0];
+    assert_eq!(
+        (g.group, g.suite),
+        ("X25519MLKEM768", "TLS13_AES_128_GCM_SHA256")
+    );
+    let h = &g.handshake_us;
+    assert_eq!((h.server, h.client, h.pair), (100.0, 150.0, 250.0));
+    assert_eq!((g.client_bytes, g.server_bytes), (1500, 1300));
 }
 
 #[test]
@@ -184,6 +207,7 @@ fn without_a_tls13_suite_nothing_is_cheapest() {
     let r = CipherReport::new(
         vec![measured(Suite::Tls12EcdsaAes128Gcm, 1, 1)],
         Vec::new(),
+        Vec::new(),
         None,
         None,
     );
@@ -201,6 +225,7 @@ fn the_json_report_has_the_documented_keys() {
         "suites",
         "cheapest",
         "cheapest_by_size",
+        "groups",
         "negotiated",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
@@ -230,7 +255,22 @@ fn the_json_report_has_the_documented_keys() {
             "missing handshake_us.{key}"
         );
     }
-    for key in ["client", "offers", "negotiated"] {
+    for key in [
+        "group",
+        "suite",
+        "handshake_us",
+        "client_bytes",
+        "server_bytes",
+    ] {
+        assert!(v["groups"][0].get(key).is_some(), "missing groups[].{key}");
+    }
+    for key in [
+        "client",
+        "offers",
+        "negotiated",
+        "offers_groups",
+        "kx_group",
+    ] {
         assert!(
             v["negotiated"][0].get(key).is_some(),
             "missing negotiated[].{key}"
@@ -250,7 +290,15 @@ fn the_human_summary_names_the_essentials() {
         ),
         "{text}"
     );
-    assert!(text.contains("→ TLS13_AES_256_GCM_SHA384"), "{text}");
+    assert!(
+        text.contains("→ TLS13_AES_256_GCM_SHA384, X25519"),
+        "{text}"
+    );
+    assert!(
+        text.contains("full handshake (AES_128_GCM_SHA256), mean µs"),
+        "{text}"
+    );
+    assert!(text.contains("1500 / 1300"), "{text}");
 }
 
 #[test]
@@ -275,17 +323,54 @@ fn a_short_run_measures_every_suite_in_memory() {
     assert_eq!(wire(0, 0), MESSAGE_BYTES + 22);
     assert_eq!(wire(0, 1), FULL_RECORD_BYTES + 22);
     assert_eq!(wire(3, 0), MESSAGE_BYTES + 29);
-    let got: Vec<(&str, &str)> = r
+    let got: Vec<(&str, &str, &str)> = r
         .negotiated
         .iter()
-        .map(|n| (n.client.as_str(), n.negotiated.as_str()))
+        .map(|n| {
+            (
+                n.client.as_str(),
+                n.negotiated.as_str(),
+                n.kx_group.as_str(),
+            )
+        })
         .collect();
+    // The gateway follows the client's order for groups as for suites: browsers get the
+    // post-quantum hybrid they offer first.
     assert_eq!(
         got,
         [
-            ("rustls default client", "TLS13_AES_256_GCM_SHA384"),
-            ("Chrome order", "TLS13_AES_128_GCM_SHA256"),
-            ("Firefox order", "TLS13_AES_128_GCM_SHA256"),
+            (
+                "rustls default client",
+                "TLS13_AES_256_GCM_SHA384",
+                "X25519"
+            ),
+            ("Chrome order", "TLS13_AES_128_GCM_SHA256", "X25519MLKEM768"),
+            (
+                "Firefox order",
+                "TLS13_AES_128_GCM_SHA256",
+                "X25519MLKEM768"
+            ),
         ]
+    );
+    let groups: Vec<&str> = r.groups.iter().map(|g| g.group).collect();
+    assert_eq!(groups, ["X25519", "X25519MLKEM768", "secp256r1"]);
+    for g in &r.groups {
+        assert_eq!(g.handshake_us.count, 2);
+        assert!(g.handshake_us.server > 0.0, "{}", g.group);
+    }
+    // The hybrid's key shares: 1,216 bytes from the client, 1,120 from the server, on
+    // top of X25519's 32 each way.
+    let bytes = |i: usize| (r.groups[i].client_bytes, r.groups[i].server_bytes);
+    assert!(
+        bytes(1).0 >= bytes(0).0 + 1184,
+        "{:?} {:?}",
+        bytes(1),
+        bytes(0)
+    );
+    assert!(
+        bytes(1).1 >= bytes(0).1 + 1088,
+        "{:?} {:?}",
+        bytes(1),
+        bytes(0)
     );
 }
