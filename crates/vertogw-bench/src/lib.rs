@@ -38,6 +38,8 @@
 //!   reply (large: of the large messages, queueing for a slot not counted).
 //! - `service_rtt_us`: steady only, actual send → reply.
 //! - `login_ms`: `{p50, p99, max}` (connect start → login accepted), or null.
+//! - `login_request_ms`: the same for the login request alone (sent → its result:
+//!   through a gateway, the routing, the node connection and the node's answer).
 //! - `time_to_last_login_ms`: first connect → last successful login.
 //! - `background_sessions`, `background_rtt_us` (storm: the background sessions' RTT
 //!   during the storm window, from intended send time), `background_service_rtt_us`

@@ -409,6 +409,7 @@ pub fn base_report(
         rtt_us: None,
         service_rtt_us: None,
         login_ms: LoginSummary::of(&logins.latency),
+        login_request_ms: LoginSummary::of(&logins.request),
         time_to_last_login_ms: logins.last.map(|t| (t - began).as_secs_f64() * 1000.0),
         background_sessions: 0,
         background_rtt_us: None,

@@ -41,6 +41,8 @@ pub struct Report {
     pub service_rtt_us: Option<RttSummary>,
     /// Login latency, ms.
     pub login_ms: Option<LoginSummary>,
+    /// The login request alone (sent → result), ms.
+    pub login_request_ms: Option<LoginSummary>,
     /// First connect → last successful login, ms.
     pub time_to_last_login_ms: Option<f64>,
     /// Storm: background sessions.
@@ -175,6 +177,13 @@ impl fmt::Display for Report {
                 l.p50, l.p99, l.max
             )?;
         }
+        if let Some(l) = &self.login_request_ms {
+            writeln!(
+                f,
+                "login request  p50 {:.1} ms  p99 {:.1}  max {:.1}",
+                l.p50, l.p99, l.max
+            )?;
+        }
         if let Some(n) = self.tls_resumed {
             writeln!(f, "tls            {n} handshakes resumed a session")?;
         }
@@ -254,6 +263,11 @@ mod tests {
                 p99: 2.0,
                 max: 3.0,
             }),
+            login_request_ms: Some(LoginSummary {
+                p50: 0.25,
+                p99: 0.5,
+                max: 0.75,
+            }),
             time_to_last_login_ms: Some(12.0),
             background_sessions: 0,
             background_rtt_us: None,
@@ -286,6 +300,7 @@ mod tests {
             "rtt_us",
             "service_rtt_us",
             "login_ms",
+            "login_request_ms",
             "time_to_last_login_ms",
             "background_sessions",
             "background_rtt_us",
@@ -316,6 +331,7 @@ mod tests {
         }
         assert!(v["background_rtt_us"].is_null());
         assert_eq!(v["login_ms"]["max"], 3.0);
+        assert_eq!(v["login_request_ms"]["p99"], 0.5);
     }
 
     #[test]
@@ -357,5 +373,9 @@ mod tests {
         assert!(text.contains("10 logged in of 10"), "{text}");
         assert!(text.contains("p50 0.210 ms"), "{text}");
         assert!(text.contains("100 replies/s"), "{text}");
+        assert!(
+            text.contains("login request  p50 0.2 ms  p99 0.5"),
+            "{text}"
+        );
     }
 }

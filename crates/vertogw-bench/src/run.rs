@@ -65,6 +65,8 @@ pub struct Logins {
     pub errors: ErrorCounts,
     /// Connect start → login accepted, µs.
     pub latency: Histogram<u64>,
+    /// The login request alone: sent → result, µs.
+    pub request: Histogram<u64>,
     /// When the last successful login completed.
     pub last: Option<Instant>,
 }
@@ -81,7 +83,8 @@ pub struct Totals {
 }
 
 struct Setup {
-    result: Result<Duration, ErrorKind>,
+    /// Connect start → logged in, and the login request's share of it.
+    result: Result<(Duration, Duration), ErrorKind>,
     at: Instant,
 }
 
@@ -126,6 +129,7 @@ impl Group {
             ok: 0,
             errors: ErrorCounts::default(),
             latency: histogram(),
+            request: histogram(),
             last: None,
         };
         let mut seen = 0;
@@ -135,10 +139,12 @@ impl Group {
             };
             seen += 1;
             match setup.result {
-                Ok(latency) => {
+                Ok((latency, request)) => {
                     out.ok += 1;
-                    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-                    out.latency.saturating_record(us.clamp(1, MAX_RECORDED_US));
+                    for (h, d) in [(&mut out.latency, latency), (&mut out.request, request)] {
+                        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                        h.saturating_record(us.clamp(1, MAX_RECORDED_US));
+                    }
                     out.last = out.last.max(Some(setup.at));
                 }
                 Err(kind) => out.errors.add(kind),
@@ -194,7 +200,10 @@ async fn session_task(
     drop(permit);
     let at = Instant::now();
     let _ = setups.send(Setup {
-        result: result.as_ref().map(|_| at - began).map_err(|k| *k),
+        result: result
+            .as_ref()
+            .map(|s| (at - began, s.login_request()))
+            .map_err(|k| *k),
         at,
     });
     let Ok(mut session) = result else {

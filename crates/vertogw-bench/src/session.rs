@@ -92,6 +92,8 @@ pub struct Session {
     index: usize,
     buf: BytesMut,
     next_id: u64,
+    /// The real login's request sent → its result received.
+    login_request: Duration,
 }
 
 struct Pending {
@@ -114,6 +116,7 @@ async fn login(proto: &Proto, index: usize) -> Result<Session, ErrorKind> {
         index,
         buf: BytesMut::new(),
         next_id: 3,
+        login_request: Duration::ZERO,
     };
     let sessid = format!("{:016x}-bench-{index}", proto.sessid_seed);
     let empty = serde_json::json!({"jsonrpc": "2.0", "method": "login",
@@ -126,14 +129,24 @@ async fn login(proto: &Proto, index: usize) -> Result<Session, ErrorKind> {
     let user = format!("{}@{}", proto.user_start + index as u64, proto.domain);
     let login = serde_json::json!({"jsonrpc": "2.0", "method": "login",
         "params": {"login": user, "passwd": proto.password, "sessid": sessid}, "id": 2});
+    let sent = Instant::now();
     s.send(Message::text(login.to_string())).await?;
     match s.reply_to(2).await? {
-        (Kind::Result, _) => Ok(s),
+        (Kind::Result, _) => {
+            s.login_request = sent.elapsed();
+            Ok(s)
+        }
         _ => Err(ErrorKind::LoginRejected),
     }
 }
 
 impl Session {
+    /// How long the login request took, from being sent to its result: through a
+    /// gateway, the route, the node connection and the node's answer.
+    pub fn login_request(&self) -> Duration {
+        self.login_request
+    }
+
     async fn send(&mut self, msg: Message) -> Result<(), ErrorKind> {
         self.ws.send(msg).await.map_err(|_| ErrorKind::Closed)
     }

@@ -163,6 +163,9 @@ async fn storm_with_background_reports_both_sides() {
     assert_eq!((r.logged_in, r.errors.total()), (20, 0), "{r}");
     assert_eq!(r.background_sessions, 3);
     assert!(r.time_to_last_login_ms.unwrap() > 0.0);
+    // The login request is part of each login: no longer than the whole of it.
+    let (whole, request) = (r.login_ms.unwrap(), r.login_request_ms.unwrap());
+    assert!(request.max > 0.0 && request.max <= whole.max, "{r}");
     // The storm window may be too short to catch a background reply; when it does,
     // every sample was recorded inside it.
     if let Some(bg) = r.background_rtt_us {

@@ -214,6 +214,7 @@ fn initial_logins(tally: &Tally, n: usize) -> Logins {
         ok: tally.up(),
         errors,
         latency: histogram(),
+        request: histogram(),
         last: tally.last_initial(),
     }
 }
@@ -231,6 +232,7 @@ async fn background(
         ok: 0,
         errors: Default::default(),
         latency: histogram(),
+        request: histogram(),
         last: None,
     };
     if m == 0 {
