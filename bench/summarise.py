@@ -355,6 +355,37 @@ SECTIONS = [
 ]
 
 
+def per_rep_throughput(runs):
+    """The throughput scenario repetition by repetition, vertogw's CPU per message against
+    each other proxy's in the same repetition: the targets of one repetition run back to
+    back, and the machine drifts between repetitions (docs/performance.md), so this is
+    the fairer comparison. None without vertogw, another proxy and two repetitions."""
+    reps = {}
+    for v, t, rep, m, _ in runs:
+        if v != "throughput" or m is None:
+            continue
+        rate, per_cpu = m.get("replies_per_s"), m.get("proxy_msgs_per_cpu_s")
+        if isinstance(rate, (int, float)) and isinstance(per_cpu, (int, float)) and per_cpu > 0:
+            reps.setdefault(rep, {})[t] = (rate, 1e6 / per_cpu)
+    targets = [t for t in TARGET_ORDER if t != "direct" and any(t in r for r in reps.values())]
+    others = [t for t in ("haproxy", "nginx") if t in targets]
+    if "vertogw" not in targets or not others or len(reps) < 2:
+        return None
+    lines = ["| repetition | " + " | ".join(f"{t}: msgs/s, µs per message" for t in targets)
+             + " | " + " | ".join(f"vertogw's µs per message vs {o}" for o in others) + " |",
+             "|---|" + "---|" * (len(targets) + len(others))]
+    for rep in sorted(reps):
+        row = reps[rep]
+        cells = [f"{fmt_num(row[t][0], 0)}, {row[t][1]:.2f}" if t in row else "—" for t in targets]
+        for o in others:
+            if "vertogw" in row and o in row:
+                cells.append(f"{(row['vertogw'][1] / row[o][1] - 1) * 100:+.1f} %")
+            else:
+                cells.append("—")
+        lines.append(f"| r{rep} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def derive(runs):
     for _, _, _, m, _ in runs:
         if m is None:
@@ -409,6 +440,11 @@ def render(results):
             if t:
                 suffix = f" ({int(variant.split('-')[1]):,} sessions)" if variant.startswith("idle-") else ""
                 out += ["", f"### {title}{suffix}", "", t]
+            if variant == "throughput" and (by_rep := per_rep_throughput(runs)):
+                out += ["", "### Throughput, repetition by repetition", "",
+                        "The proxy's CPU per message (µs), and vertogw's against each other "
+                        "proxy's in the same repetition (negative: vertogw spends less).", "",
+                        by_rep]
     if not runs:
         out += ["", "_No runs found._"]
     return "\n".join(out) + "\n"
