@@ -4,6 +4,7 @@
 use std::task::{ready, Context, Poll};
 
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Pump;
@@ -57,24 +58,11 @@ impl Pump<'_> {
             Pass::Forward
         };
         let relayed = ready!(browser.poll_relay(cx, &mut **node, &mut inspect));
-        // A fragmented message comes back reassembled: the same inspection, then it
-        // goes to the node whole, as one frame.
         let end = match relayed {
             Ok(Relayed::Frames | Relayed::Stopped) => None,
-            Ok(Relayed::Message(Message::Text(text))) => {
-                if inspect(Data::Text(&text)) == Pass::Forward {
-                    *to_node = Some(Message::Text(text));
-                }
-                None
-            }
-            Ok(Relayed::Message(Message::Binary(bytes))) => {
-                inspect(Data::Binary(bytes.len()));
-                *to_node = Some(Message::Binary(bytes));
-                None
-            }
-            Ok(Relayed::Message(Message::Close(frame))) => Some(EndReason::BrowserClosed(frame)),
-            // Answered or consumed by the stream; never handed on.
-            Ok(Relayed::Message(_)) => None,
+            Ok(Relayed::Message(msg)) => handed_back(msg, &mut inspect, to_node)
+                .err()
+                .map(EndReason::BrowserClosed),
             Ok(Relayed::End) => Some(EndReason::BrowserGone),
             Err(RelayError::Read(e)) => Some(browser_read_end(Some(e))),
             Err(RelayError::Write(_)) => Some(EndReason::NodeGone),
@@ -136,18 +124,9 @@ impl Pump<'_> {
         let relayed = ready!(node.poll_relay(cx, &mut **browser, &mut inspect));
         let end = match relayed {
             Ok(Relayed::Frames | Relayed::Stopped) => None,
-            Ok(Relayed::Message(Message::Text(text))) => {
-                inspect(Data::Text(&text));
-                *to_browser = Some(Message::Text(text));
-                None
-            }
-            Ok(Relayed::Message(Message::Binary(bytes))) => {
-                inspect(Data::Binary(bytes.len()));
-                *to_browser = Some(Message::Binary(bytes));
-                None
-            }
-            Ok(Relayed::Message(Message::Close(frame))) => Some(EndReason::NodeClosed(frame)),
-            Ok(Relayed::Message(_)) => None,
+            Ok(Relayed::Message(msg)) => handed_back(msg, &mut inspect, to_browser)
+                .err()
+                .map(EndReason::NodeClosed),
             Ok(Relayed::End) | Err(RelayError::Read(_)) => Some(EndReason::NodeGone),
             Err(RelayError::Write(_)) => Some(EndReason::BrowserGone),
         };
@@ -160,4 +139,27 @@ impl Pump<'_> {
             None => Ok(moved.max(1)),
         })
     }
+}
+
+/// A message the frame relay handed back rather than passed on. A fragmented one comes
+/// reassembled: the same inspection as a relayed one, then into `slot` to go out whole,
+/// as one frame. A close is the `Err`. Pings and pongs were answered or consumed by the
+/// stream and are never handed on.
+fn handed_back(
+    msg: Message,
+    inspect: &mut impl FnMut(Data<'_>) -> Pass,
+    slot: &mut Option<Message>,
+) -> Result<(), Option<CloseFrame>> {
+    if let Message::Close(frame) = msg {
+        return Err(frame);
+    }
+    let pass = match &msg {
+        Message::Text(text) => inspect(Data::Text(text)),
+        Message::Binary(bytes) => inspect(Data::Binary(bytes.len())),
+        _ => return Ok(()),
+    };
+    if pass == Pass::Forward {
+        *slot = Some(msg);
+    }
+    Ok(())
 }
