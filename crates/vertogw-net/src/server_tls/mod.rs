@@ -49,6 +49,11 @@ const WRITE_PLAINTEXT_BYTES: usize = 4 * 16_384;
 /// bytes, a content type byte, an explicit nonce and a tag: well under 64).
 const WRITE_SCRATCH_BYTES: usize = WRITE_PLAINTEXT_BYTES + 4 * 64;
 
+/// Queued bytes a write sends along with its own records instead of waiting for them
+/// to drain first: the session tickets (~400 bytes), or a small remainder of an
+/// earlier write. A slow reader's backlog beyond this makes the write wait.
+const COALESCE_BYTES: usize = 4096;
+
 /// Socket reads one `poll_read` makes before it yields, if they bring no plaintext (a
 /// peer sending empty or handshake records must not hold the thread).
 const READS_PER_POLL: usize = 8;
@@ -110,7 +115,7 @@ where
         peer_closed: false,
     });
     let mut first = offload;
-    let queued = loop {
+    let (queued, tickets_wait) = loop {
         let passed = match first.take() {
             Some(runtime) => {
                 let (back, passed) = runtime
@@ -125,17 +130,22 @@ where
             }
             None => hs.pass(),
         };
-        // What the socket does not take now (session tickets, TLS 1.2's Finished on a
-        // full socket) goes out with the stream's first read or write: the client need
-        // not read until it wrote.
         if passed.is_ok() && !hs.conn.is_handshaking() {
             let mut rest = Pending::from_vec(std::mem::take(&mut hs.outgoing));
-            poll_fn(|cx| match rest.poll_write_to(Pin::new(&mut io), cx) {
-                Poll::Pending => Poll::Ready(Ok(())),
-                done => done,
-            })
-            .await?;
-            break rest;
+            // TLS 1.3's last pass queues only the session tickets, which the client
+            // does not wait for: they go out with the first answer (the 101 to a
+            // browser's upgrade request), one send instead of one each. A TLS 1.2
+            // client waits for our Finished: it goes now, and what the socket does not
+            // take goes with the stream's first read or write.
+            let tls13 = hs.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+            if !tls13 {
+                poll_fn(|cx| match rest.poll_write_to(Pin::new(&mut io), cx) {
+                    Poll::Pending => Poll::Ready(Ok(())),
+                    done => done,
+                })
+                .await?;
+            }
+            break (rest, tls13);
         }
         // Our handshake messages, or the alert that says why we refused the peer's.
         io.write_all(&hs.outgoing).await?;
@@ -157,6 +167,7 @@ where
         conn,
         incoming: Partial::from_slice(&incoming),
         plaintext: Pending::from_vec(plaintext),
+        tickets_wait: tickets_wait && !queued.is_empty(),
         outgoing: queued,
         peer_closed,
         eof: false,
@@ -224,6 +235,10 @@ impl Pending {
 
     fn is_empty(&self) -> bool {
         self.pos == self.buf.len()
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
     }
 
     fn extend(&mut self, bytes: &[u8]) {
@@ -317,6 +332,10 @@ pub struct ServerTls<S> {
     plaintext: Pending,
     /// Encrypted bytes the socket has not taken yet.
     outgoing: Pending,
+    /// `outgoing` is TLS 1.3's session tickets alone, held for the first answer:
+    /// reads and flushes before it leave them (hyper does both while its service
+    /// works out the answer).
+    tickets_wait: bool,
     /// The peer's close_notify was read: EOF after `plaintext`.
     peer_closed: bool,
     /// The socket reached EOF without a close_notify.
@@ -329,11 +348,8 @@ impl<S> std::fmt::Debug for ServerTls<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTls")
             .field("incoming", &self.incoming.len)
-            .field(
-                "plaintext",
-                &(self.plaintext.buf.len() - self.plaintext.pos),
-            )
-            .field("outgoing", &(self.outgoing.buf.len() - self.outgoing.pos))
+            .field("plaintext", &self.plaintext.len())
+            .field("outgoing", &self.outgoing.len())
             .field("peer_closed", &self.peer_closed)
             .field("close_queued", &self.close_queued)
             .finish_non_exhaustive()
@@ -432,6 +448,7 @@ where
 
     /// Sends what is queued; ready once the socket took all of it.
     fn poll_send_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tickets_wait = false;
         self.outgoing.poll_write_to(Pin::new(&mut self.io), cx)
     }
 
@@ -461,17 +478,21 @@ where
             } else {
                 &heap[..sealed]
             };
-            // Records rustls queued first (a key update) keep their place in line.
-            let written = if self.outgoing.is_empty() {
-                match Pin::new(&mut self.io).poll_write(cx, record) {
+            if self.outgoing.is_empty() {
+                let written = match Pin::new(&mut self.io).poll_write(cx, record) {
                     Poll::Ready(Ok(n)) => n,
                     Poll::Ready(Err(e)) => return Err(e),
                     Poll::Pending => 0,
-                }
+                };
+                self.outgoing.extend(&record[written..]);
             } else {
-                0
-            };
-            self.outgoing.extend(&record[written..]);
+                // Records queued first (session tickets, a key update) keep their
+                // place in line, and one send takes them and this record together.
+                self.outgoing.extend(record);
+                if let Poll::Ready(Err(e)) = self.poll_send_queued(cx) {
+                    return Err(e);
+                }
+            }
             Ok(data.len())
         })
     }
@@ -514,8 +535,10 @@ where
         for _ in 0..READS_PER_POLL {
             // Records written and not yet taken by the socket, a key update's reply, an
             // alert: they go out while the reader waits, not only when written to again.
-            if let Poll::Ready(Err(e)) = this.poll_send_queued(cx) {
-                return Poll::Ready(Err(e));
+            if !this.tickets_wait {
+                if let Poll::Ready(Err(e)) = this.poll_send_queued(cx) {
+                    return Poll::Ready(Err(e));
+                }
             }
             let more = ready!(this.poll_read_records(cx, out))?;
             if out.filled().len() > before || !this.plaintext.is_empty() || this.peer_closed {
@@ -551,8 +574,11 @@ where
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // Earlier records first: this is where a slow reader pushes back.
-        ready!(this.poll_send_queued(cx))?;
+        // Earlier records first: this is where a slow reader pushes back. A few
+        // queued bytes (the session tickets) go out with this write instead.
+        if this.outgoing.len() > COALESCE_BYTES {
+            ready!(this.poll_send_queued(cx))?;
+        }
         if this.close_queued {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -564,7 +590,9 @@ where
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send_queued(cx))?;
+        if !this.tickets_wait {
+            ready!(this.poll_send_queued(cx))?;
+        }
         Pin::new(&mut this.io).poll_flush(cx)
     }
 

@@ -473,3 +473,163 @@ async fn a_peer_flooding_key_updates_is_refused_and_leaves_nothing_queued() {
         server.buffered_capacity()
     );
 }
+
+/// A stream that notes the size of every write the socket took.
+struct Logged<S> {
+    io: S,
+    sends: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Logged<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Logged<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = r {
+            self.sends.lock().unwrap().push(n);
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn the_session_tickets_go_out_with_the_answer_to_a_request_sent_with_the_finished() {
+    let (server_config, connector) = configs(TLS13);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sends = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&sends);
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let io = Logged {
+            io: tcp,
+            sends: log,
+        };
+        let mut s = accept(io, server_config, async {}, None).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        s.write_all(&buf[..n]).await.unwrap();
+        s.flush().await.unwrap();
+        s
+    });
+    // A request written before the handshake ends leaves with the client's Finished,
+    // in one write, as a browser's HTTP request does.
+    let mut client = rustls::ClientConnection::new(Arc::clone(connector.config()), name()).unwrap();
+    std::io::Write::write_all(&mut client.writer(), b"request").unwrap();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut echoed = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while echoed.len() < b"request".len() {
+        let mut out = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut out).unwrap();
+        }
+        tcp.write_all(&out).await.unwrap();
+        let n = bounded(tcp.read(&mut buf)).await.unwrap();
+        assert!(n > 0, "the server closed");
+        client.read_tls(&mut &buf[..n]).unwrap();
+        client.process_new_packets().unwrap();
+        let _ = std::io::Read::read_to_end(&mut client.reader(), &mut echoed);
+    }
+    assert_eq!(echoed, b"request");
+    drop(bounded(server).await.unwrap());
+    let sends = sends.lock().unwrap().clone();
+    // The server's flight, then one send with both tickets (~200 bytes each) and the
+    // 29-byte record of the answer: not a send for the tickets and one for the answer.
+    assert_eq!(sends.len(), 2, "sends: {sends:?}");
+    assert!(sends[1] > 300, "sends: {sends:?}");
+}
+
+/// A TLS 1.3 handshake driven step by step over a pipe: the client's Finished arrives
+/// alone, and the accepted server's socket writes are logged (the handshake's flight
+/// is the first).
+async fn stepped_tls13() -> (
+    rustls::ClientConnection,
+    DuplexStream,
+    ServerTls<Logged<DuplexStream>>,
+    Arc<std::sync::Mutex<Vec<usize>>>,
+) {
+    let (server_config, connector) = configs(TLS13);
+    let (mut near, far) = tokio::io::duplex(64 * 1024);
+    let sends = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let io = Logged {
+        io: far,
+        sends: Arc::clone(&sends),
+    };
+    let mut accepting = pin!(accept(io, server_config, async {}, None));
+    let mut client = rustls::ClientConnection::new(Arc::clone(connector.config()), name()).unwrap();
+    let mut server = None;
+    let mut buf = vec![0u8; 16 * 1024];
+    for _ in 0..4 {
+        let mut out = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut out).unwrap();
+        }
+        near.write_all(&out).await.unwrap();
+        if let Poll::Ready(accepted) = poll_once(accepting.as_mut()) {
+            server = Some(accepted.unwrap());
+            break;
+        }
+        let n = bounded(near.read(&mut buf)).await.unwrap();
+        client.read_tls(&mut &buf[..n]).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    let server = server.expect("accepted within 4 flights");
+    assert!(!client.is_handshaking());
+    assert_eq!(sends.lock().unwrap().len(), 1, "the server's flight only");
+    (client, near, server, sends)
+}
+
+#[tokio::test]
+async fn the_session_tickets_wait_for_the_first_answer_when_the_request_follows_the_finished() {
+    let (mut client, mut near, mut server, sends) = stepped_tls13().await;
+    std::io::Write::write_all(&mut client.writer(), b"request").unwrap();
+    let mut out = Vec::new();
+    client.write_tls(&mut out).unwrap();
+    near.write_all(&out).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = bounded(server.read(&mut buf)).await.unwrap();
+    assert_eq!(&buf[..n], b"request");
+    // hyper reads on and flushes while its service works out the answer.
+    assert!(poll_once(pin!(server.read(&mut buf))).is_pending());
+    bounded(server.flush()).await.unwrap();
+    assert_eq!(sends.lock().unwrap().len(), 1, "the server's flight only");
+    bounded(server.write_all(b"answer")).await.unwrap();
+    bounded(server.flush()).await.unwrap();
+    let sends = sends.lock().unwrap().clone();
+    assert_eq!(sends.len(), 2, "sends: {sends:?}");
+    assert!(sends[1] > 300, "tickets and answer together: {sends:?}");
+    let mut back = vec![0u8; 16 * 1024];
+    let n = bounded(near.read(&mut back)).await.unwrap();
+    client.read_tls(&mut &back[..n]).unwrap();
+    client.process_new_packets().unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut client.reader(), &mut answer);
+    assert_eq!(answer, b"answer");
+}
