@@ -633,3 +633,39 @@ async fn the_session_tickets_wait_for_the_first_answer_when_the_request_follows_
     let _ = std::io::Read::read_to_end(&mut client.reader(), &mut answer);
     assert_eq!(answer, b"answer");
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_holds_one_write_beyond_the_small_queue_at_most() {
+    let (server_config, connector) = configs(TLS13);
+    let (up_near, up_far) = tokio::io::duplex(64 * 1024);
+    let (down_near, down_far) = tokio::io::duplex(10_000);
+    let accepting = accept(
+        tokio::io::join(up_far, down_far),
+        server_config,
+        async {},
+        None,
+    );
+    let connecting = connector.connect(name(), tokio::io::join(down_near, up_near));
+    let (server, client) = bounded(async { tokio::join!(accepting, connecting) }).await;
+    let (mut server, _client) = (server.unwrap(), client.unwrap());
+    // 3,000-byte writes leave a remainder small enough to be sent along with the next
+    // write; the one after that has to wait. The client never reads again.
+    let chunk = message(3000);
+    let mut accepted = 0;
+    for _ in 0..100 {
+        match poll_once(pin!(server.write(&chunk))) {
+            Poll::Ready(n) => accepted += n.unwrap(),
+            Poll::Pending => break,
+        }
+    }
+    assert!(
+        accepted < 100 * chunk.len(),
+        "every write was taken: {accepted} bytes"
+    );
+    assert!(poll_once(pin!(server.write(&chunk))).is_pending());
+    let held = server.buffered_capacity();
+    assert!(
+        held <= super::COALESCE_BYTES + super::WRITE_SCRATCH_BYTES,
+        "held {held} bytes"
+    );
+}
