@@ -61,6 +61,7 @@ pub async fn serve_shard(
     // Where browsers reached us: the derived public URL needs the real port when the
     // map says port 0.
     let bound = listener.local_addr()?;
+    super::tcp::tune_listener(&listener);
     let tracker = TaskTracker::new();
     let mut refused = RefusalLog::default();
     let mut refused_per_ip = per_ip::RefusalLog::default();
@@ -271,7 +272,7 @@ impl Connection {
         // Also frees the handshake turn of a peer that sent its ClientHello and went
         // silent, so it delays the handshakes queued behind it by at most this much.
         let tls_deadline = handshake_deadline(&settings, accepted);
-        super::tcp::tune(&tcp, settings.stall_timeout);
+        super::tcp::tune_accepted(&tcp, settings.stall_timeout);
         let tls = tokio::select! {
             r = tokio::time::timeout_at(tls_deadline, self.tls_handshake(tcp)) => match r {
                 Ok(Ok(tls)) => tls,
